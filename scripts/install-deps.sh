@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages daosblk needs to build, run and test (as root).
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+PKGS=(build-essential cmake ninja-build pkg-config git
+      libjansson-dev liburing-dev libisal-dev uuid-dev libssl-dev libcmocka-dev
+      python3 iproute2 procps util-linux e2fsprogs nvme-cli)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: run as root (apt-get install)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 -q update >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps: all packages present"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything, builds daosblk twice (release, and ASan+UBSan) and runs
+# every test: unit and integration tests under ASan+UBSan (leak check on),
+# then all tests -- unit, integration and the kernel-host interop tests --
+# on the release build. Run as root on Debian 12. CI runs exactly this.
+#
+#   DBK_SKIP_KERNEL=1   skip the qemu kernel-host tests (reported as skipped)
+#   DBK_SKIP_ASAN=1     skip the sanitizer pass
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+
+bash scripts/install-deps.sh
+KI=${KI_DIR:-$top/../shared/kernel-initiator}
+if [ "${DBK_SKIP_KERNEL:-0}" != 1 ]; then
+    [ -x "$KI/setup" ] || { echo "test.sh: kernel-initiator harness not found at $KI (DBK_SKIP_KERNEL=1 to skip)" >&2; exit 1; }
+    echo "test.sh: preparing the kernel-initiator guest"
+    "$KI/setup" >/tmp/dbk-ki-setup.log 2>&1 || { cat /tmp/dbk-ki-setup.log >&2; exit 1; }
+fi
+
+echo "test.sh: building (release)"
+bash scripts/build.sh build
+rc=0
+if [ "${DBK_SKIP_ASAN:-0}" != 1 ]; then
+    echo "test.sh: building (ASan+UBSan)"
+    bash scripts/build.sh build-asan -DDBK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    echo "test.sh: unit + integration tests under ASan+UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan -L 'unit|integration' --output-on-failure --timeout 300 || rc=1
+fi
+echo "test.sh: all tests (release build, incl. kernel-host interop)"
+ctest --test-dir build --output-on-failure --timeout 900 || rc=1
+exit $rc
