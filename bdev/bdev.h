@@ -149,6 +149,9 @@ struct dbk_bdev_io_stat {
 typedef void (*dbk_bdev_stat_cb)(struct dbk_bdev *bdev, const struct dbk_bdev_io_stat *total,
 				 json_t *per_channel /* array or NULL */, void *ctx, int rc);
 void dbk_bdev_get_iostat(struct dbk_bdev *bdev, bool per_channel, dbk_bdev_stat_cb cb, void *ctx);
+/* SPDK bdev_get_iostat counters of one stat (bytes_read, num_read_ops, read_latency_ticks,
+ * max_/min_read_latency_ticks, ... io_error{}), ticks in ns. New reference. */
+json_t *dbk_bdev_stat_to_json(const struct dbk_bdev_io_stat *s);
 
 /* ---------------------------------------------------------- JSON and config */
 
