@@ -113,6 +113,36 @@ const struct dbk_rpc_method *dbk_rpc_method_at(size_t idx);
 typedef void (*dbk_rpc_local_cb)(void *ctx, const json_t *result, int error_code, const char *error_message);
 void dbk_rpc_call_local(const char *method, const json_t *params, dbk_rpc_local_cb cb, void *ctx);
 
+/*
+ * Check the method registry for duplicate names (a startup error): 0, or
+ * -EEXIST naming the method in err. dbk_rpc_server_start calls it too.
+ */
+int dbk_rpc_check_methods(char *err, size_t errlen);
+/*
+ * Add a method table (terminated by name == NULL) at run time, e.g. test
+ * methods. The table must outlive the server. 0, -EEXIST (a name already
+ * registered) or -ENOMEM. Tables added are forgotten by dbk_rpc_server_stop.
+ */
+int dbk_rpc_register_methods(const struct dbk_rpc_method *table);
+
+/* ------------------------------------------------------ framework hooks (app) */
+
+/*
+ * framework_start_init (--wait-for-rpc) calls fn(ctx) on the main reactor; the
+ * app then initialises the subsystems, applies its config and calls
+ * dbk_rpc_framework_init_done(). Without a handler framework_start_init fails.
+ */
+void dbk_rpc_set_start_init_fn(void (*fn)(void *ctx), void *ctx);
+/*
+ * Initialisation finished: rc == 0 success (state becomes DBK_RPC_RUNTIME),
+ * otherwise failure. Pending framework_wait_init / framework_start_init
+ * requests are answered now (true, or the error rc).
+ */
+void dbk_rpc_framework_init_done(int rc);
+bool dbk_rpc_framework_init_is_done(void);
+/* spdk_kill_instance calls fn(ctx) on the main reactor after answering (the app shuts down). */
+void dbk_rpc_set_shutdown_fn(void (*fn)(void *ctx), void *ctx);
+
 /* Method tables, one per component, each terminated by an entry with name == NULL. */
 extern const struct dbk_rpc_method dbk_rpc_framework_methods[];
 extern const struct dbk_rpc_method dbk_rpc_bdev_methods[];
