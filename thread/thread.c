@@ -37,31 +37,45 @@
 
 /* ------------------------------------------------------------ message nodes */
 
+/*
+ * Message nodes are owned by the OS thread that allocated them (its
+ * msg_cache). The consumer of a message hands the node back to its owner:
+ * into its own free list if it is the owner, else onto the owner's
+ * 'returned' stack (lock-free push; the owner takes the whole stack with one
+ * atomic exchange, so there is no ABA). In steady state sending allocates
+ * nothing and takes no lock. Caches are registered globally (mutex, only when
+ * a thread sends for the first time and at thread exit) and are never freed
+ * while a node may point at them: a dead thread's cache stays registered
+ * (nodes returned to it are freed or parked) and is reused by the next new
+ * sender thread; dbk_reactors_fini frees the dead ones.
+ */
+struct msg_cache;
+
 struct msg_node {
-	struct msg_node *_Atomic next;
+	struct msg_node *_Atomic next;	/* queue link, then free-list/returned-stack link */
 	dbk_msg_fn fn;
 	void *ctx;
 	/* Internal messages own ctx memory: free it if dropped at fini. */
 	void (*drop_fn)(void *ctx);
+	struct msg_cache *owner;
 };
 
-#define MSG_CACHE_BATCH 64
-#define MSG_CACHE_MAX 512
-#define MSG_POOL_MAX (64 * 1024)
+#define MSG_REFILL 32		/* nodes malloc'ed at once when a cache runs dry */
+#define MSG_CACHE_MAX 4096	/* free nodes a thread keeps; beyond, they are freed */
 
 struct msg_cache {
-	struct msg_node *head;
-	int count;
+	struct msg_node *_Atomic returned;	/* pushed by consumers, taken whole by the owner */
+	atomic_bool dead;			/* owner thread exited */
+	struct msg_node *free_list;		/* owner only */
+	int free_count;				/* owner only */
+	struct msg_cache *reg_next;		/* g_caches, under g_cache_lock */
 };
 
 static __thread struct msg_cache *tls_cache;
 static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
-
-/* Global pool of free nodes, touched once per MSG_CACHE_BATCH messages at most. */
-static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct msg_node *g_pool_head;
-static int g_pool_count;
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct msg_cache *g_caches;
 
 static void free_node_chain(struct msg_node *n)
 {
@@ -72,13 +86,22 @@ static void free_node_chain(struct msg_node *n)
 	}
 }
 
+/* Thread exit: free what we hold, mark dead; the struct stays registered for reuse. */
 static void cache_destructor(void *arg)
 {
 	struct msg_cache *c = arg;
 
-	free_node_chain(c->head);
-	free(c);
 	tls_cache = NULL;
+	free_node_chain(c->free_list);
+	c->free_list = NULL;
+	c->free_count = 0;
+	free_node_chain(atomic_exchange(&c->returned, NULL));
+	/*
+	 * Last: from here another thread may adopt the cache. Nodes returned
+	 * between the exchange and this store stay parked on 'returned' for
+	 * the next owner (or fini).
+	 */
+	atomic_store(&c->dead, true);
 }
 
 static void cache_key_init(void)
@@ -94,26 +117,54 @@ static struct msg_cache *get_cache(void)
 	if (c)
 		return c;
 	pthread_once(&g_cache_once, cache_key_init);
-	c = calloc(1, sizeof(*c));
+	pthread_mutex_lock(&g_cache_lock);
+	for (c = g_caches; c; c = c->reg_next)
+		if (atomic_load(&c->dead))
+			break;
+	if (c) {
+		atomic_store(&c->dead, false);	/* reuse a dead thread's cache */
+	} else {
+		c = calloc(1, sizeof(*c));
+		if (c) {
+			c->reg_next = g_caches;
+			g_caches = c;
+		}
+	}
+	pthread_mutex_unlock(&g_cache_lock);
 	if (!c)
 		return NULL;
 	if (pthread_setspecific(g_cache_key, c) != 0) {
-		free(c);
+		atomic_store(&c->dead, true);
 		return NULL;
 	}
 	tls_cache = c;
 	return c;
 }
 
-/* Free the calling thread's cache now (reactor 0's caller never exits a pthread). */
-static void cache_release_self(void)
+/*
+ * dbk_reactors_fini: the caller's cache goes dead too, then every dead cache
+ * is freed. Caches of threads still alive stay (their threads own them).
+ */
+static void caches_fini(void)
 {
-	struct msg_cache *c = tls_cache;
+	struct msg_cache *c = tls_cache, **pp;
 
-	if (!c)
-		return;
-	pthread_setspecific(g_cache_key, NULL);
-	cache_destructor(c);
+	if (c) {
+		pthread_setspecific(g_cache_key, NULL);
+		cache_destructor(c);
+	}
+	pthread_mutex_lock(&g_cache_lock);
+	pp = &g_caches;
+	while ((c = *pp)) {
+		if (atomic_load(&c->dead)) {
+			*pp = c->reg_next;
+			free_node_chain(atomic_exchange(&c->returned, NULL));
+			free(c);
+		} else {
+			pp = &c->reg_next;
+		}
+	}
+	pthread_mutex_unlock(&g_cache_lock);
 }
 
 static struct msg_node *node_alloc(void)
@@ -121,82 +172,103 @@ static struct msg_node *node_alloc(void)
 	struct msg_cache *c = get_cache();
 	struct msg_node *n;
 
-	if (c && !c->head) {
-		/* Refill a batch from the global pool, else malloc a batch. */
-		pthread_mutex_lock(&g_pool_lock);
-		while (g_pool_head && c->count < MSG_CACHE_BATCH) {
-			n = g_pool_head;
-			g_pool_head = atomic_load_explicit(&n->next, memory_order_relaxed);
-			g_pool_count--;
-			atomic_store_explicit(&n->next, c->head, memory_order_relaxed);
-			c->head = n;
-			c->count++;
+	if (!c) {
+		n = malloc(sizeof(*n));
+		if (n)
+			n->owner = NULL;
+		return n;
+	}
+	if (!c->free_list) {
+		/* Take back everything consumers returned, in one exchange. */
+		n = atomic_exchange_explicit(&c->returned, NULL, memory_order_acquire);
+		c->free_list = n;
+		c->free_count = 0;
+		for (; n; n = atomic_load_explicit(&n->next, memory_order_relaxed)) {
+			if (++c->free_count == MSG_CACHE_MAX) {
+				/* After a burst: keep a bounded reserve, free the rest. */
+				free_node_chain(atomic_load_explicit(&n->next, memory_order_relaxed));
+				atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+				break;
+			}
 		}
-		pthread_mutex_unlock(&g_pool_lock);
-		while (c->count < MSG_CACHE_BATCH / 4) {
+	}
+	if (!c->free_list) {
+		for (int i = 0; i < MSG_REFILL; i++) {
 			n = malloc(sizeof(*n));
 			if (!n)
 				break;
-			atomic_store_explicit(&n->next, c->head, memory_order_relaxed);
-			c->head = n;
-			c->count++;
+			n->owner = c;
+			atomic_store_explicit(&n->next, c->free_list, memory_order_relaxed);
+			c->free_list = n;
+			c->free_count++;
 		}
+		if (!c->free_list)
+			return NULL;
 	}
-	if (c && c->head) {
-		n = c->head;
-		c->head = atomic_load_explicit(&n->next, memory_order_relaxed);
-		c->count--;
-		return n;
-	}
-	return malloc(sizeof(struct msg_node));
+	n = c->free_list;
+	c->free_list = atomic_load_explicit(&n->next, memory_order_relaxed);
+	c->free_count--;
+	return n;
 }
 
-static void node_free(struct msg_node *n)
+/* Return a chain of nodes (head..tail, linked) that all belong to 'owner'. */
+static void nodes_return(struct msg_cache *owner, struct msg_node *head, struct msg_node *tail, int count)
 {
-	struct msg_cache *c = get_cache();
+	struct msg_cache *self = tls_cache;
 
-	if (!c) {
-		free(n);
+	if (!owner) {
+		free_node_chain(head);
 		return;
 	}
-	atomic_store_explicit(&n->next, c->head, memory_order_relaxed);
-	c->head = n;
-	c->count++;
-	if (c->count > MSG_CACHE_MAX) {
-		/* Give a batch back to the global pool (or free it when that is full). */
-		struct msg_node *chain = NULL, *tail = NULL;
-		int k = 0;
-
-		while (k < MSG_CACHE_MAX / 2) {
-			n = c->head;
-			c->head = atomic_load_explicit(&n->next, memory_order_relaxed);
-			atomic_store_explicit(&n->next, chain, memory_order_relaxed);
-			if (!tail)
-				tail = n;
-			chain = n;
-			k++;
+	if (owner == self) {
+		if (self->free_count + count > MSG_CACHE_MAX) {
+			free_node_chain(head);	/* after a burst: do not hoard */
+			return;
 		}
-		c->count -= k;
-		pthread_mutex_lock(&g_pool_lock);
-		if (g_pool_count + k <= MSG_POOL_MAX) {
-			atomic_store_explicit(&tail->next, g_pool_head, memory_order_relaxed);
-			g_pool_head = chain;
-			g_pool_count += k;
-			chain = NULL;
-		}
-		pthread_mutex_unlock(&g_pool_lock);
-		free_node_chain(chain);
+		atomic_store_explicit(&tail->next, self->free_list, memory_order_relaxed);
+		self->free_list = head;
+		self->free_count += count;
+		return;
 	}
+	if (atomic_load(&owner->dead)) {
+		free_node_chain(head);
+		return;
+	}
+	/* Treiber push of the whole chain (push-only + take-all: no ABA). */
+	struct msg_node *old = atomic_load_explicit(&owner->returned, memory_order_relaxed);
+	do {
+		atomic_store_explicit(&tail->next, old, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak_explicit(&owner->returned, &old, head, memory_order_release,
+							memory_order_relaxed));
 }
 
-static void pool_release_all(void)
+/* Batches returns to one owner so a drain pass costs one push per owner run. */
+struct node_returns {
+	struct msg_cache *owner;
+	struct msg_node *head, *tail;
+	int count;
+};
+
+static void returns_flush(struct node_returns *r)
 {
-	pthread_mutex_lock(&g_pool_lock);
-	struct msg_node *chain = g_pool_head;
-	g_pool_head = NULL;
-	g_pool_count = 0;
-	pthread_mutex_unlock(&g_pool_lock);
-	free_node_chain(chain);
+	if (r->head)
+		nodes_return(r->owner, r->head, r->tail, r->count);
+	r->head = r->tail = NULL;
+	r->count = 0;
+}
+
+static void returns_add(struct node_returns *r, struct msg_node *n)
+{
+	if (r->head && r->owner != n->owner)
+		returns_flush(r);
+	r->owner = n->owner;
+	atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+	if (r->tail)
+		atomic_store_explicit(&r->tail->next, n, memory_order_relaxed);
+	else
+		r->head = n;
+	r->tail = n;
+	r->count++;
 }
 
 /* ---------------------------------------------------------- MPSC queue */
@@ -332,7 +404,6 @@ static struct dbk_thread *g_threads[DBK_MAX_REACTORS];
 static int g_num_threads;
 static bool g_pin;
 static bool g_busy_poll;
-static volatile sig_atomic_t g_stop_sig;
 static atomic_int g_stop;
 static bool g_initialized;
 static cpu_set_t g_proc_mask;	/* process affinity at init: helpers run here */
@@ -616,6 +687,7 @@ static int send_owned_msg(struct dbk_thread *t, dbk_msg_fn fn, void *ctx)
 
 static int drain_messages(struct dbk_thread *t)
 {
+	struct node_returns r = { 0 };
 	int n = 0;
 
 	while (n < MSG_BATCH) {
@@ -627,10 +699,18 @@ static int drain_messages(struct dbk_thread *t)
 			break;
 		fn = m->fn;
 		ctx = m->ctx;
-		node_free(m);
+		/* Hand the node back first: fn may send (and reuse our own nodes). */
+		if (m->owner == tls_cache) {
+			/* m->next may still point into the queue (at the stub): cut it. */
+			atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
+			nodes_return(m->owner, m, m, 1);
+		}
+		else
+			returns_add(&r, m);
 		fn(ctx);
 		n++;
 	}
+	returns_flush(&r);
 	return n;
 }
 
@@ -1001,7 +1081,7 @@ static int wait_events(struct dbk_thread *t, struct epoll_event *evs, uint64_t t
 
 static bool stop_requested(void)
 {
-	return atomic_load_explicit(&g_stop, memory_order_relaxed) || g_stop_sig;
+	return atomic_load_explicit(&g_stop, memory_order_relaxed);
 }
 
 static void reactor_run(struct dbk_thread *t)
@@ -1342,7 +1422,6 @@ int dbk_reactors_init(const struct dbk_reactor_opts *opts)
 	if (sched_getaffinity(0, sizeof(g_proc_mask), &g_proc_mask) != 0)
 		return -errno;
 	atomic_store(&g_stop, 0);
-	g_stop_sig = 0;
 	g_pin = opts->pin;
 	g_busy_poll = opts->busy_poll;
 	for (int i = 0; i < opts->num_cores; i++) {
@@ -1416,11 +1495,12 @@ int dbk_reactors_start(dbk_msg_fn start_fn, void *ctx)
 
 void dbk_reactors_stop(void)
 {
-	/* Async-signal-safe: a lock-free atomic store, a sig_atomic_t and write(2). */
+	/* Async-signal-safe: a lock-free atomic store and write(2). */
 	atomic_store(&g_stop, 1);
-	g_stop_sig = 1;
-	for (int i = 0; i < g_num_threads; i++) {
-		struct dbk_thread *t = g_threads[i];
+	int n = __atomic_load_n(&g_num_threads, __ATOMIC_SEQ_CST);
+
+	for (int i = 0; i < n; i++) {
+		struct dbk_thread *t = __atomic_load_n(&g_threads[i], __ATOMIC_SEQ_CST);
 		uint64_t one = 1;
 
 		if (t && t->evfd >= 0) {
@@ -1441,14 +1521,17 @@ void dbk_reactors_fini(void)
 		return;
 	/* Helpers finish queued jobs; their completions are queued and dropped below. */
 	helpers_stop();
-	for (int i = 0; i < g_num_threads; i++) {
-		thread_free(g_threads[i]);
-		g_threads[i] = NULL;
+	/* Hide the reactors from a late dbk_reactors_stop() (signal handler) before freeing them. */
+	int n = g_num_threads;
+	__atomic_store_n(&g_num_threads, 0, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < n; i++) {
+		struct dbk_thread *t = g_threads[i];
+
+		__atomic_store_n(&g_threads[i], NULL, __ATOMIC_SEQ_CST);
+		thread_free(t);
 	}
-	g_num_threads = 0;
 	io_devices_fini();
-	cache_release_self();
-	pool_release_all();
+	caches_fini();
 	g_initialized = false;
 }
 

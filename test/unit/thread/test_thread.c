@@ -53,7 +53,7 @@ static void harness_start(void *arg)
 	h->start(h->ctx);
 }
 
-static void run_reactors_opts(dbk_msg_fn start, void *ctx, bool pin)
+static void run_reactors_opts(dbk_msg_fn start, void *ctx, bool pin, bool busy_poll)
 {
 	struct dbk_reactor_opts o;
 	struct harness h = { start, ctx };
@@ -63,6 +63,7 @@ static void run_reactors_opts(dbk_msg_fn start, void *ctx, bool pin)
 	o.cores[1] = 1;
 	o.num_cores = 2;
 	o.pin = pin;
+	o.busy_poll = busy_poll;
 	atomic_store(&g_timed_out, false);
 	assert_int_equal(dbk_reactors_init(&o), 0);
 	assert_int_equal(dbk_reactor_count(), 2);
@@ -74,7 +75,7 @@ static void run_reactors_opts(dbk_msg_fn start, void *ctx, bool pin)
 
 static void run_reactors(dbk_msg_fn start, void *ctx)
 {
-	run_reactors_opts(start, ctx, false);
+	run_reactors_opts(start, ctx, false, false);
 }
 
 static void stop_msg(void *ctx)
@@ -238,7 +239,6 @@ struct msg_test {
 	uint64_t errors;
 	int wrong_thread;
 	bool pre_start_ran;
-	bool pre_start_before_start_fn;
 	bool start_fn_ran;
 	pthread_t ext[EXT_SENDERS];
 	atomic_int send_failures;
@@ -294,7 +294,6 @@ static void pre_start_msg(void *arg)
 {
 	(void)arg;
 	g_mt.pre_start_ran = true;
-	g_mt.pre_start_before_start_fn = !g_mt.start_fn_ran;
 }
 
 static uint64_t g_r0_sent;
@@ -658,6 +657,60 @@ static void test_idle_reactor_sleeps(void **state)
 	assert_true(it.r0_it_after - it.r0_it_before < 50);
 	assert_int_equal(it.num_pollers_r0, 2);
 	assert_true(it.idle_after > it.busy_after);
+}
+
+/* Busy polling: never blocks, and still serves fd events and timers. */
+struct busy_test {
+	struct idle_test m;
+	int efd;
+	struct dbk_fd_handler *h;
+	int fd_calls;
+};
+
+static void busy_fd_cb(void *arg, uint32_t events)
+{
+	struct busy_test *b = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(b->efd, &v, sizeof(v)) == sizeof(v))
+		b->fd_calls++;
+	dbk_fd_unregister(&b->h);
+}
+
+static void busy_on1(void *arg)
+{
+	struct busy_test *b = arg;
+	uint64_t one = 1;
+
+	b->h = dbk_fd_register(b->efd, EPOLLIN, busy_fd_cb, b, "busyfd");
+	if (write(b->efd, &one, sizeof(one)) != sizeof(one))
+		b->fd_calls = -100;
+}
+
+static void busy_start(void *arg)
+{
+	struct busy_test *b = arg;
+
+	dbk_thread_send_msg(dbk_reactor_thread(1), busy_on1, b);
+	idle_start(&b->m);
+}
+
+static void test_busy_poll(void **state)
+{
+	struct busy_test b;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	b.efd = eventfd(0, EFD_NONBLOCK);
+	assert_true(b.efd >= 0);
+	run_reactors_opts(busy_start, &b, false, true);
+	assert_int_equal(b.m.ticks, 2);
+	assert_int_equal(b.fd_calls, 1);
+	/* Spinning: many iterations in 200 ms, no blocking waits at all. */
+	assert_true(b.m.it_after - b.m.it_before > 1000);
+	assert_int_equal(b.m.sleeps_after, 0);
+	close(b.efd);
 }
 
 /* ---------------------------------------------------------- fd events */
@@ -1192,7 +1245,7 @@ static void test_run_blocking_pinned(void **state)
 	memset(&b, 0, sizeof(b));
 	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
 	b.proc_cpus = CPU_COUNT(&set);
-	run_reactors_opts(blk_start, &b, true);
+	run_reactors_opts(blk_start, &b, true, false);
 	check_blocking(&b);
 	assert_int_equal(b.reactor1_cpus, 1);
 	/* The caller's own affinity is restored after start returns. */
@@ -1364,6 +1417,7 @@ int main(void)
 		cmocka_unit_test(test_for_each_thread),
 		cmocka_unit_test(test_pollers),
 		cmocka_unit_test(test_idle_reactor_sleeps),
+		cmocka_unit_test(test_busy_poll),
 		cmocka_unit_test(test_fd_handlers),
 		cmocka_unit_test(test_channel_lifecycle),
 		cmocka_unit_test(test_channel_create_fails),
