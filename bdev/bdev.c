@@ -14,7 +14,13 @@
 #include <string.h>
 #include <sys/queue.h>
 
+/*
+ * Per channel: BDEV_IO_POOL_SIZE bdev_io for submissions, plus a reserve only
+ * split children may use, so parents waiting for children always progress.
+ */
 #define BDEV_IO_POOL_SIZE 512
+#define BDEV_IO_CHILD_RESERVE 32
+#define BDEV_IO_POOL_TOTAL (BDEV_IO_POOL_SIZE + BDEV_IO_CHILD_RESERVE)
 #define BDEV_IO_INLINE_IOVS 32
 #define BDEV_ZERO_BUF_SIZE (1024 * 1024)
 #define BDEV_NOMEM_RETRY_US 100
@@ -287,16 +293,16 @@ static int bdev_channel_create(void *io_device, void *ctx_buf)
 	TAILQ_INIT(&bch->resets);
 	stat_init(&bch->stat);
 	bch->stride = align16(sizeof(struct bio)) + align16(ctx_size);
-	if (posix_memalign((void **)&bch->pool, 64, bch->stride * BDEV_IO_POOL_SIZE) != 0)
+	if (posix_memalign((void **)&bch->pool, 64, bch->stride * BDEV_IO_POOL_TOTAL) != 0)
 		return -ENOMEM;
-	memset(bch->pool, 0, bch->stride * BDEV_IO_POOL_SIZE);
-	for (int i = 0; i < BDEV_IO_POOL_SIZE; i++) {
+	memset(bch->pool, 0, bch->stride * BDEV_IO_POOL_TOTAL);
+	for (int i = 0; i < BDEV_IO_POOL_TOTAL; i++) {
 		struct bio *b = (struct bio *)(bch->pool + (size_t)i * bch->stride);
 		b->ch = bch;
 		b->io.driver_ctx = ctx_size ? (char *)b + align16(sizeof(struct bio)) : NULL;
 		TAILQ_INSERT_TAIL(&bch->free_list, b, link);
 	}
-	bch->free_count = BDEV_IO_POOL_SIZE;
+	bch->free_count = BDEV_IO_POOL_TOTAL;
 	bch->mod_ch = bdev->fn_table->get_io_channel(bdev->ctxt);
 	if (bch->mod_ch == NULL) {
 		free(bch->pool);
@@ -310,9 +316,9 @@ static void bdev_channel_destroy(void *io_device, void *ctx_buf)
 	struct dbk_bdev_internal *in = io_device;
 	struct bdev_channel *bch = ctx_buf;
 
-	if (bch->free_count != BDEV_IO_POOL_SIZE)
+	if (bch->free_count != BDEV_IO_POOL_TOTAL)
 		DBK_WARNLOG("bdev %s: channel destroyed with %u bdev_io not freed", in->name,
-			    BDEV_IO_POOL_SIZE - bch->free_count);
+			    BDEV_IO_POOL_TOTAL - bch->free_count);
 	if (bch->nomem_poller)
 		dbk_poller_unregister(&bch->nomem_poller);
 	pthread_mutex_lock(&in->stat_lock);
@@ -676,7 +682,7 @@ static void process_waiters(struct bdev_channel *bch)
 			continue;
 		}
 		struct dbk_bdev_io_wait_entry *e = bch->wait_head;
-		if (e == NULL)
+		if (e == NULL || bch->free_count <= BDEV_IO_CHILD_RESERVE)
 			break;
 		bch->wait_head = e->next;
 		if (bch->wait_head == NULL)
@@ -706,7 +712,7 @@ int dbk_bdev_queue_io_wait(struct dbk_bdev *bdev, struct dbk_io_channel *ch, str
 
 	if (entry == NULL || entry->cb_fn == NULL || bch->bdev != bdev)
 		return -EINVAL;
-	if (!TAILQ_EMPTY(&bch->free_list) && TAILQ_EMPTY(&bch->split_wait))
+	if (bch->free_count > BDEV_IO_CHILD_RESERVE && TAILQ_EMPTY(&bch->split_wait))
 		return -EINVAL; /* bdev_io available: retry now */
 	entry->bdev = bdev;
 	entry->next = NULL;
@@ -1153,9 +1159,9 @@ static int submit(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum db
 	if (!native && !dbk_bdev_io_type_supported(bdev, type))
 		return -ENOTSUP;
 
-	b = bio_get(bch);
-	if (b == NULL)
+	if (bch->free_count <= BDEV_IO_CHILD_RESERVE)
 		return -ENOMEM;
+	b = bio_get(bch);
 	b->top = true;
 	b->io.type = type;
 	b->io.u.iovs = iov;
