@@ -24,6 +24,7 @@
 #define BDEV_IO_INLINE_IOVS 32
 #define BDEV_ZERO_BUF_SIZE (1024 * 1024)
 #define BDEV_NOMEM_RETRY_US 100
+#define BDEV_QOS_SLICE_NS 1000000ull /* QoS budget refill period: 1 ms */
 
 struct bio;
 TAILQ_HEAD(bio_list, bio);
@@ -82,6 +83,8 @@ struct bdev_channel {
 	uint32_t module_outstanding;
 	uint32_t free_count;
 	struct dbk_poller *nomem_poller;
+	struct bio_list qos_q;
+	struct dbk_poller *qos_poller;
 	bool retrying;
 	bool in_waiters;
 	struct dbk_bdev_io_stat stat;
@@ -113,6 +116,11 @@ struct dbk_bdev_internal {
 	void *unreg_arg;
 	pthread_mutex_t stat_lock;
 	struct dbk_bdev_io_stat folded;
+	/* QoS, shared by the channels of all threads: per-second limits and the current 1 ms slice's budgets */
+	_Atomic uint64_t qos_limit[DBK_BDEV_QOS_NUM_LIMITS];
+	_Atomic int64_t qos_budget[DBK_BDEV_QOS_NUM_LIMITS];
+	_Atomic uint64_t qos_slice_start;
+	atomic_bool qos_enabled;
 };
 
 static TAILQ_HEAD(bdev_list, dbk_bdev_internal) g_bdevs = TAILQ_HEAD_INITIALIZER(g_bdevs);
@@ -291,6 +299,7 @@ static int bdev_channel_create(void *io_device, void *ctx_buf)
 	TAILQ_INIT(&bch->split_wait);
 	TAILQ_INIT(&bch->inflight);
 	TAILQ_INIT(&bch->resets);
+	TAILQ_INIT(&bch->qos_q);
 	stat_init(&bch->stat);
 	bch->stride = align16(sizeof(struct bio)) + align16(ctx_size);
 	if (posix_memalign((void **)&bch->pool, 64, bch->stride * BDEV_IO_POOL_TOTAL) != 0)
@@ -321,6 +330,8 @@ static void bdev_channel_destroy(void *io_device, void *ctx_buf)
 			    BDEV_IO_POOL_TOTAL - bch->free_count);
 	if (bch->nomem_poller)
 		dbk_poller_unregister(&bch->nomem_poller);
+	if (bch->qos_poller)
+		dbk_poller_unregister(&bch->qos_poller);
 	pthread_mutex_lock(&in->stat_lock);
 	stat_add(&in->folded, &bch->stat);
 	pthread_mutex_unlock(&in->stat_lock);
@@ -1126,6 +1137,165 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 	return t;
 }
 
+/* ------------------------------------------------------------------ QoS */
+
+static bool qos_limited(struct dbk_bdev *bdev, enum dbk_bdev_io_type type)
+{
+	return atomic_load_explicit(&bdev->internal->qos_enabled, memory_order_relaxed) &&
+	       type != DBK_BDEV_IO_TYPE_RESET && type != DBK_BDEV_IO_TYPE_FLUSH;
+}
+
+/* Amount of limit i a bio consumes (0: not subject to it). */
+static int64_t qos_cost(const struct bio *b, int i)
+{
+	enum dbk_bdev_io_type t = b->io.type;
+	bool r = t == DBK_BDEV_IO_TYPE_READ || t == DBK_BDEV_IO_TYPE_COMPARE;
+	bool w = t == DBK_BDEV_IO_TYPE_WRITE;
+	int64_t bytes = (int64_t)(b->io.u.num_blocks * b->io.bdev->blocklen);
+
+	switch (i) {
+	case DBK_BDEV_QOS_RW_IOPS:
+		return 1;
+	case DBK_BDEV_QOS_RW_BPS:
+		return (r || w) ? bytes : 0;
+	case DBK_BDEV_QOS_R_BPS:
+		return r ? bytes : 0;
+	default:
+		return w ? bytes : 0;
+	}
+}
+
+static int64_t qos_quota(uint64_t per_sec, int i)
+{
+	uint64_t q = i == DBK_BDEV_QOS_RW_IOPS ? per_sec : per_sec * 1024 * 1024;
+
+	q = q * BDEV_QOS_SLICE_NS / 1000000000ull;
+	return q ? (int64_t)q : 1;
+}
+
+/* Take the bio's cost from the current slice's budgets; false when a budget is spent (overdraft allowed). */
+static bool qos_take(struct dbk_bdev *bdev, struct bio *b)
+{
+	struct dbk_bdev_internal *in = bdev->internal;
+	uint64_t now = dbk_get_ns();
+	uint64_t start = atomic_load(&in->qos_slice_start);
+
+	if (!atomic_load(&in->qos_enabled))
+		return true;
+	if (now - start >= BDEV_QOS_SLICE_NS &&
+	    atomic_compare_exchange_strong(&in->qos_slice_start, &start, now)) {
+		for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++) {
+			uint64_t lim = atomic_load(&in->qos_limit[i]);
+			int64_t left = atomic_load(&in->qos_budget[i]);
+			if (lim)
+				atomic_store(&in->qos_budget[i], (left < 0 ? left : 0) + qos_quota(lim, i));
+		}
+	}
+	for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++)
+		if (atomic_load(&in->qos_limit[i]) && qos_cost(b, i) && atomic_load(&in->qos_budget[i]) <= 0)
+			return false;
+	for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++)
+		if (atomic_load(&in->qos_limit[i]))
+			atomic_fetch_sub(&in->qos_budget[i], qos_cost(b, i));
+	return true;
+}
+
+static void dispatch(struct bio *b);
+
+static int qos_poll(void *ctx)
+{
+	struct bdev_channel *bch = ctx;
+	struct bio *b;
+	int n = 0;
+
+	while ((b = TAILQ_FIRST(&bch->qos_q)) != NULL && qos_take(bch->bdev, b)) {
+		TAILQ_REMOVE(&bch->qos_q, b, link);
+		dispatch(b);
+		n++;
+	}
+	if (TAILQ_EMPTY(&bch->qos_q))
+		dbk_poller_unregister(&bch->qos_poller);
+	return n ? DBK_POLLER_BUSY : DBK_POLLER_IDLE;
+}
+
+int dbk_bdev_set_qos_limits(struct dbk_bdev *bdev, const uint64_t limits[DBK_BDEV_QOS_NUM_LIMITS])
+{
+	struct dbk_bdev_internal *in = bdev->internal;
+	bool any = false;
+
+	if (in == NULL)
+		return -ENODEV;
+	if (limits[DBK_BDEV_QOS_RW_IOPS] % 1000 != 0)
+		return -EINVAL;
+	for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++) {
+		atomic_store(&in->qos_limit[i], limits[i]);
+		atomic_store(&in->qos_budget[i], limits[i] ? qos_quota(limits[i], i) : 0);
+		any |= limits[i] != 0;
+	}
+	atomic_store(&in->qos_slice_start, dbk_get_ns());
+	atomic_store(&in->qos_enabled, any);
+	return 0;
+}
+
+void dbk_bdev_get_qos_limits(const struct dbk_bdev *bdev, uint64_t limits[DBK_BDEV_QOS_NUM_LIMITS])
+{
+	for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++)
+		limits[i] = bdev->internal ? atomic_load(&bdev->internal->qos_limit[i]) : 0;
+}
+
+/* Hand a top-level I/O (validated, on the in-flight list) to the module, splitting or emulating. */
+static void dispatch(struct bio *b)
+{
+	struct dbk_bdev *bdev = b->io.bdev;
+	bool native = native_supported(bdev, b->io.type);
+
+	switch (b->io.type) {
+	case DBK_BDEV_IO_TYPE_READ:
+	case DBK_BDEV_IO_TYPE_WRITE:
+	case DBK_BDEV_IO_TYPE_COMPARE:
+		if (!native) { /* compare emulated by a read into a bounce buffer */
+			size_t len = b->io.u.num_blocks * bdev->blocklen;
+			size_t align = (size_t)1 << (bdev->required_alignment > 12 ? bdev->required_alignment : 12);
+			if (posix_memalign(&b->bounce, align, (len + align - 1) & ~(align - 1)) != 0) {
+				b->bounce = NULL;
+				b->status = DBK_BDEV_IO_STATUS_FAILED;
+				b->err = -ENOMEM;
+				complete_top(b);
+				return;
+			}
+			b->compare_emul = true;
+			b->bounce_iov.iov_base = b->bounce;
+			b->bounce_iov.iov_len = len;
+			start_split(b, DBK_BDEV_IO_TYPE_READ, &b->bounce_iov, 1);
+		} else if ((bdev->max_rw_blocks && b->io.u.num_blocks > bdev->max_rw_blocks) ||
+			   (bdev->max_segments && (uint32_t)b->io.u.iovcnt > bdev->max_segments)) {
+			start_split(b, b->io.type, b->io.u.iovs, b->io.u.iovcnt);
+		} else {
+			module_submit(b);
+		}
+		break;
+	case DBK_BDEV_IO_TYPE_WRITE_ZEROES:
+		if (native) {
+			module_submit(b);
+		} else {
+			b->zero_src = true;
+			start_split(b, DBK_BDEV_IO_TYPE_WRITE, NULL, 0);
+		}
+		break;
+	case DBK_BDEV_IO_TYPE_FLUSH:
+		if (native) {
+			module_submit(b);
+		} else {
+			b->status = DBK_BDEV_IO_STATUS_SUCCESS;
+			complete_top(b);
+		}
+		break;
+	default:
+		module_submit(b);
+		break;
+	}
+}
+
 static int submit(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum dbk_bdev_io_type type,
 		  struct iovec *iov, int iovcnt, uint64_t offset, uint64_t num, dbk_bdev_io_completion_cb cb,
 		  void *cb_arg)
@@ -1182,50 +1352,13 @@ static int submit(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum db
 	TAILQ_INSERT_TAIL(&bch->inflight, b, inflight_link);
 	b->on_inflight = true;
 
-	switch (type) {
-	case DBK_BDEV_IO_TYPE_READ:
-	case DBK_BDEV_IO_TYPE_WRITE:
-	case DBK_BDEV_IO_TYPE_COMPARE:
-		if (!native) { /* compare emulated by a read into a bounce buffer */
-			size_t len = num * bdev->blocklen;
-			size_t align = (size_t)1 << (bdev->required_alignment > 12 ? bdev->required_alignment : 12);
-			if (posix_memalign(&b->bounce, align, (len + align - 1) & ~(align - 1)) != 0) {
-				b->bounce = NULL;
-				TAILQ_REMOVE(&bch->inflight, b, inflight_link);
-				bio_put(bch, b);
-				return -ENOMEM;
-			}
-			b->compare_emul = true;
-			b->bounce_iov.iov_base = b->bounce;
-			b->bounce_iov.iov_len = len;
-			start_split(b, DBK_BDEV_IO_TYPE_READ, &b->bounce_iov, 1);
-		} else if ((bdev->max_rw_blocks && num > bdev->max_rw_blocks) ||
-			   (bdev->max_segments && (uint32_t)iovcnt > bdev->max_segments)) {
-			start_split(b, type, iov, iovcnt);
-		} else {
-			module_submit(b);
-		}
-		break;
-	case DBK_BDEV_IO_TYPE_WRITE_ZEROES:
-		if (native) {
-			module_submit(b);
-		} else {
-			b->zero_src = true;
-			start_split(b, DBK_BDEV_IO_TYPE_WRITE, NULL, 0);
-		}
-		break;
-	case DBK_BDEV_IO_TYPE_FLUSH:
-		if (native) {
-			module_submit(b);
-		} else {
-			b->status = DBK_BDEV_IO_STATUS_SUCCESS;
-			complete_top(b);
-		}
-		break;
-	default:
-		module_submit(b);
-		break;
+	if (qos_limited(bdev, type) && (!TAILQ_EMPTY(&bch->qos_q) || !qos_take(bdev, b))) {
+		TAILQ_INSERT_TAIL(&bch->qos_q, b, link);
+		if (bch->qos_poller == NULL)
+			bch->qos_poller = dbk_poller_register(qos_poll, bch, BDEV_QOS_SLICE_NS / 1000, "bdev_qos");
+		return 0;
 	}
+	dispatch(b);
 	return 0;
 }
 
@@ -1394,9 +1527,14 @@ json_t *dbk_bdev_info_json(struct dbk_bdev *bdev)
 	json_object_set_new(o, "num_blocks", json_integer((json_int_t)dbk_bdev_get_num_blocks(bdev)));
 	uuid_unparse_lower(bdev->uuid, u);
 	json_object_set_new(o, "uuid", json_string(u));
-	json_object_set_new(o, "assigned_rate_limits", json_pack("{s:i,s:i,s:i,s:i}", "rw_ios_per_sec", 0,
-								  "rw_mbytes_per_sec", 0, "r_mbytes_per_sec", 0,
-								  "w_mbytes_per_sec", 0));
+	{
+		uint64_t l[DBK_BDEV_QOS_NUM_LIMITS];
+		dbk_bdev_get_qos_limits(bdev, l);
+		json_object_set_new(o, "assigned_rate_limits",
+				    json_pack("{s:I,s:I,s:I,s:I}", "rw_ios_per_sec", (json_int_t)l[0],
+					      "rw_mbytes_per_sec", (json_int_t)l[1], "r_mbytes_per_sec",
+					      (json_int_t)l[2], "w_mbytes_per_sec", (json_int_t)l[3]));
+	}
 	json_object_set_new(o, "claimed", json_boolean(in && in->claim_owner));
 	if (in && in->claim_owner)
 		json_object_set_new(o, "claim_type", json_string("exclusive_write"));
@@ -1427,6 +1565,16 @@ void dbk_bdev_write_config_json(json_t *array)
 			continue;
 		if (in->bdev->fn_table->write_config_json)
 			in->bdev->fn_table->write_config_json(in->bdev, array);
+	}
+	TAILQ_FOREACH(in, &g_bdevs, link) {
+		uint64_t l[DBK_BDEV_QOS_NUM_LIMITS];
+		if (in->removing || !atomic_load(&in->qos_enabled))
+			continue;
+		dbk_bdev_get_qos_limits(in->bdev, l);
+		json_array_append_new(array, json_pack("{s:s,s:{s:s,s:I,s:I,s:I,s:I}}", "method", "bdev_set_qos_limit",
+						       "params", "name", in->name, "rw_ios_per_sec", (json_int_t)l[0],
+						       "rw_mbytes_per_sec", (json_int_t)l[1], "r_mbytes_per_sec",
+						       (json_int_t)l[2], "w_mbytes_per_sec", (json_int_t)l[3]));
 	}
 }
 

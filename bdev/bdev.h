@@ -153,6 +153,21 @@ void dbk_bdev_get_iostat(struct dbk_bdev *bdev, bool per_channel, dbk_bdev_stat_
  * max_/min_read_latency_ticks, ... io_error{}), ticks in ns. New reference. */
 json_t *dbk_bdev_stat_to_json(const struct dbk_bdev_io_stat *s);
 
+/* ------------------------------------------------------------------ QoS */
+
+/* SPDK's bdev_set_qos_limit: per-bdev limits over all channels, 0 = unlimited. */
+enum dbk_bdev_qos_limit {
+	DBK_BDEV_QOS_RW_IOPS = 0,	/* rw_ios_per_sec (multiple of 1000) */
+	DBK_BDEV_QOS_RW_BPS,		/* rw_mbytes_per_sec */
+	DBK_BDEV_QOS_R_BPS,		/* r_mbytes_per_sec */
+	DBK_BDEV_QOS_W_BPS,		/* w_mbytes_per_sec */
+	DBK_BDEV_QOS_NUM_LIMITS
+};
+/* Set all limits (main reactor). 0, -EINVAL (rw_ios_per_sec not a multiple of 1000). I/O over
+ * the budget waits in the channel (1 ms slices); FLUSH and RESET are not limited. */
+int dbk_bdev_set_qos_limits(struct dbk_bdev *bdev, const uint64_t limits[DBK_BDEV_QOS_NUM_LIMITS]);
+void dbk_bdev_get_qos_limits(const struct dbk_bdev *bdev, uint64_t limits[DBK_BDEV_QOS_NUM_LIMITS]);
+
 /* ---------------------------------------------------------- JSON and config */
 
 /* SPDK's bdev_get_bdevs entry: name, aliases, product_name, block_size, num_blocks,

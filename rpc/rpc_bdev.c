@@ -460,6 +460,73 @@ static void rpc_bdev_uring_delete(struct dbk_rpc_request *req, const json_t *par
 	bdev_delete(req, params, &dbk_bdev_uring_module);
 }
 
+/* -------------------------------------------------------- bdev_set_qos_limit */
+
+struct qos_params {
+	char *name;
+	uint64_t lim[DBK_BDEV_QOS_NUM_LIMITS];
+};
+
+static const struct dbk_json_field qos_fields[] = {
+	{"name", DBK_JSON_STRING, offsetof(struct qos_params, name), true, NULL, 0, NULL},
+	{"rw_ios_per_sec", DBK_JSON_U64, offsetof(struct qos_params, lim[DBK_BDEV_QOS_RW_IOPS]), false, NULL, 0, NULL},
+	{"rw_mbytes_per_sec", DBK_JSON_U64, offsetof(struct qos_params, lim[DBK_BDEV_QOS_RW_BPS]), false, NULL, 0,
+	 NULL},
+	{"r_mbytes_per_sec", DBK_JSON_U64, offsetof(struct qos_params, lim[DBK_BDEV_QOS_R_BPS]), false, NULL, 0, NULL},
+	{"w_mbytes_per_sec", DBK_JSON_U64, offsetof(struct qos_params, lim[DBK_BDEV_QOS_W_BPS]), false, NULL, 0, NULL},
+};
+
+static void rpc_bdev_set_qos_limit(struct dbk_rpc_request *req, const json_t *params)
+{
+	struct qos_params p = {0};
+	uint64_t cur[DBK_BDEV_QOS_NUM_LIMITS];
+	struct dbk_bdev *bdev;
+	bool any = false;
+	int rc;
+
+	for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++)
+		p.lim[i] = UINT64_MAX; /* absent: unchanged */
+	if (!dbk_rpc_decode_params(req, params, qos_fields, DBK_COUNTOF(qos_fields), &p))
+		return;
+	bdev = dbk_bdev_get_by_name(p.name);
+	if (bdev == NULL) {
+		dbk_rpc_send_error(req, -ENODEV, "bdev '%s' not found", p.name);
+		goto out;
+	}
+	dbk_bdev_get_qos_limits(bdev, cur);
+	for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++) {
+		if (p.lim[i] != UINT64_MAX) {
+			cur[i] = p.lim[i];
+			any = true;
+		}
+	}
+	if (!any) {
+		dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS,
+				   "no limit given (rw_ios_per_sec, rw_mbytes_per_sec, r_mbytes_per_sec, "
+				   "w_mbytes_per_sec)");
+		goto out;
+	}
+	if (cur[DBK_BDEV_QOS_RW_IOPS] % 1000 != 0) {
+		dbk_rpc_send_error(req, -EINVAL, "rw_ios_per_sec %llu is not a multiple of 1000",
+				   (unsigned long long)cur[DBK_BDEV_QOS_RW_IOPS]);
+		goto out;
+	}
+	for (int i = DBK_BDEV_QOS_RW_BPS; i < DBK_BDEV_QOS_NUM_LIMITS; i++) {
+		if (cur[i] > UINT64_MAX / (1024 * 1024)) {
+			dbk_rpc_send_error(req, -EINVAL, "%s %llu is too large", qos_fields[i + 1].name,
+					   (unsigned long long)cur[i]);
+			goto out;
+		}
+	}
+	rc = dbk_bdev_set_qos_limits(bdev, cur);
+	if (rc != 0)
+		dbk_rpc_send_error(req, rc, "cannot set QoS limits on bdev '%s': %s", p.name, strerror(-rc));
+	else
+		dbk_rpc_send_bool(req, true);
+out:
+	dbk_json_free_object(qos_fields, DBK_COUNTOF(qos_fields), &p);
+}
+
 const struct dbk_rpc_method dbk_rpc_bdev_methods[] = {
 	{"bdev_get_bdevs", rpc_bdev_get_bdevs, DBK_RPC_STARTUP | RT},
 	{"bdev_get_iostat", rpc_bdev_get_iostat, RT},
@@ -469,5 +536,6 @@ const struct dbk_rpc_method dbk_rpc_bdev_methods[] = {
 	{"bdev_null_delete", rpc_bdev_null_delete, RT},
 	{"bdev_uring_create", rpc_bdev_uring_create, RT},
 	{"bdev_uring_delete", rpc_bdev_uring_delete, RT},
+	{"bdev_set_qos_limit", rpc_bdev_set_qos_limit, RT},
 	{NULL, NULL, 0},
 };

@@ -1596,6 +1596,91 @@ static void test_rpc(void **state)
 	unlink(path);
 }
 
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* QoS: 1000 IO/s lets about one I/O per 1 ms slice through; the limit shows in JSON and config. */
+static void test_qos(void **state)
+{
+	enum { N = 40 };
+	uint8_t *buf = xalloc(512);
+	struct iovec iov = {buf, 512};
+	struct io_req *qs = calloc(N, sizeof(*qs));
+	struct opened *o;
+	struct cfg c;
+	json_t *r, *lim, *e;
+	int code, done_early = 0;
+	char msg[256];
+	uint64_t t0, elapsed;
+	size_t i;
+	bool seen = false;
+
+	(void)state;
+	assert_int_equal(create_ram(0, "Q0", 64, 512, NULL, NULL), 0);
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q0", "rw_ios_per_sec", 1500), &code, msg);
+	assert_int_equal(code, -EINVAL);
+	assert_non_null(strstr(msg, "multiple of 1000"));
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s}", "name", "Q0"), &code, msg);
+	assert_int_equal(code, DBK_JSONRPC_INVALID_PARAMS);
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "nope", "rw_ios_per_sec", 1000), &code, msg);
+	assert_int_equal(code, -ENODEV);
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q0", "rw_ios_per_sec", 1000), &code, msg);
+	assert_int_equal(code, 0);
+	json_decref(r);
+	r = rpc("bdev_get_bdevs", json_pack("{s:s}", "name", "Q0"), &code, msg);
+	lim = json_object_get(json_array_get(r, 0), "assigned_rate_limits");
+	assert_int_equal(json_integer_value(json_object_get(lim, "rw_ios_per_sec")), 1000);
+	assert_int_equal(json_integer_value(json_object_get(lim, "w_mbytes_per_sec")), 0);
+	json_decref(r);
+	run_on(0, cfg_msg, &c);
+	json_array_foreach(c.arr, i, e) {
+		if (strcmp(json_string_value(json_object_get(e, "method")), "bdev_set_qos_limit") == 0) {
+			seen = true;
+			assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "params"),
+									    "rw_ios_per_sec")), 1000);
+		}
+	}
+	assert_true(seen);
+	json_decref(c.arr);
+
+	o = open_bdev("Q0");
+	get_channel(o, 1);
+	t0 = now_ns();
+	for (int k = 0; k < N; k++)
+		assert_int_equal(io_start(&qs[k], o, 1, DBK_BDEV_IO_TYPE_READ, &iov, 1, k, 1), 0);
+	for (int k = 0; k < N; k++)
+		done_early += atomic_load(&qs[k].completed);
+	assert_true(done_early < N);
+	for (int k = 0; k < N; k++) {
+		io_wait(&qs[k]);
+		assert_true(qs[k].success);
+	}
+	elapsed = now_ns() - t0;
+	/* a throttle proves itself by a lower bound: N I/Os need at least N-2 slices */
+	assert_true(elapsed >= (uint64_t)(N - 2) * 1000000ull);
+
+	/* 0 lifts the limit */
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q0", "rw_ios_per_sec", 0), &code, msg);
+	assert_int_equal(code, 0);
+	json_decref(r);
+	for (int k = 0; k < N; k++)
+		assert_int_equal(io_start(&qs[k], o, 1, DBK_BDEV_IO_TYPE_READ, &iov, 1, k, 1), 0);
+	for (int k = 0; k < N; k++) {
+		assert_true(atomic_load(&qs[k].completed)); /* malloc completes inline when not throttled */
+		io_wait(&qs[k]);
+	}
+	close_bdev(o);
+	assert_int_equal(delete_bdev(0, "Q0"), 0);
+	free(qs);
+	free(buf);
+}
+
 /* fini with bdevs and an open descriptor: REMOVE closes it, fini completes; init again works. */
 static void test_fini_reinit(void **state)
 {
@@ -1637,6 +1722,7 @@ int main(void)
 		cmocka_unit_test(test_uring_errors),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_rpc),
+		cmocka_unit_test(test_qos),
 		cmocka_unit_test(test_fini_reinit),
 	};
 
