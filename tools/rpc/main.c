@@ -119,8 +119,10 @@ static json_t *read_response(double deadline)
 
 		while (skip < g.len && strchr(" \t\r\n", g.buf[skip]))
 			skip++;
-		memmove(g.buf, g.buf + skip, g.len - skip);
-		g.len -= skip;
+		if (skip > 0) {
+			memmove(g.buf, g.buf + skip, g.len - skip);
+			g.len -= skip;
+		}
 		n = scan_value(g.buf, g.len);
 		if (n < 0) {
 			fprintf(stderr, "daosblk-rpc: the server sent something that is not JSON\n");
