@@ -397,10 +397,8 @@ static void conn_read(struct rpc_conn *c)
 		return;
 	}
 	if (n == 0) {
+		/* Peer done sending: answer what is buffered, then close (below or in conn_flush). */
 		c->peer_eof = true;
-		if (!c->busy && (c->in_len == 0 || c->out_len == c->out_off)) {
-			/* Answer whatever complete requests are still buffered, then close. */
-		}
 	} else {
 		c->in_len += (size_t)n;
 	}
