@@ -23,6 +23,7 @@
 #define BDEV_IO_POOL_TOTAL (BDEV_IO_POOL_SIZE + BDEV_IO_CHILD_RESERVE)
 #define BDEV_IO_INLINE_IOVS 32
 #define BDEV_ZERO_BUF_SIZE (1024 * 1024)
+#define BDEV_CMP_BUF_SIZE (1024 * 1024) /* per channel, for emulated COMPARE */
 #define BDEV_NOMEM_RETRY_US 100
 #define BDEV_QOS_SLICE_NS 1000000ull /* QoS budget refill period: 1 ms */
 
@@ -62,8 +63,6 @@ struct bio {
 	uint64_t split_off;
 	uint64_t split_left;
 	uint32_t split_outstanding;
-	void *bounce;
-	struct iovec bounce_iov;
 	struct iovec iovs[BDEV_IO_INLINE_IOVS];
 };
 
@@ -85,6 +84,9 @@ struct bdev_channel {
 	struct dbk_poller *nomem_poller;
 	struct bio_list qos_q;
 	struct dbk_poller *qos_poller;
+	void *cmp_buf;		  /* emulated COMPARE: chunks are read here (allocated on first use) */
+	struct bio *cmp_owner;	  /* the compare using cmp_buf */
+	struct bio_list cmp_wait; /* compares waiting for it */
 	bool retrying;
 	bool in_waiters;
 	struct dbk_bdev_io_stat stat;
@@ -300,6 +302,7 @@ static int bdev_channel_create(void *io_device, void *ctx_buf)
 	TAILQ_INIT(&bch->inflight);
 	TAILQ_INIT(&bch->resets);
 	TAILQ_INIT(&bch->qos_q);
+	TAILQ_INIT(&bch->cmp_wait);
 	stat_init(&bch->stat);
 	bch->stride = align16(sizeof(struct bio)) + align16(ctx_size);
 	if (posix_memalign((void **)&bch->pool, 64, bch->stride * BDEV_IO_POOL_TOTAL) != 0)
@@ -336,6 +339,7 @@ static void bdev_channel_destroy(void *io_device, void *ctx_buf)
 	stat_add(&in->folded, &bch->stat);
 	pthread_mutex_unlock(&in->stat_lock);
 	dbk_put_io_channel(bch->mod_ch);
+	free(bch->cmp_buf);
 	free(bch->pool);
 	bch->pool = NULL;
 }
@@ -657,7 +661,6 @@ static struct bio *bio_get(struct bdev_channel *bch)
 	b->split_waiting = false;
 	b->split_failed = false;
 	b->split_outstanding = 0;
-	b->bounce = NULL;
 	b->top = false;
 	b->on_inflight = false;
 	b->queued_nomem = false;
@@ -784,18 +787,31 @@ static void complete_top(struct bio *b)
 	check_resets(bch);
 }
 
-static bool iov_equal(const struct iovec *iov, int iovcnt, const uint8_t *buf, size_t len)
+/* Compare len bytes of iov, starting skip bytes in, with buf. */
+static bool iov_equal_at(const struct iovec *iov, int iovcnt, size_t skip, const uint8_t *buf, size_t len)
 {
 	size_t off = 0;
 
 	for (int i = 0; i < iovcnt && off < len; i++) {
-		size_t n = iov[i].iov_len < len - off ? iov[i].iov_len : len - off;
-		if (memcmp(iov[i].iov_base, buf + off, n) != 0)
+		size_t n = iov[i].iov_len;
+		const uint8_t *base = iov[i].iov_base;
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		base += skip;
+		n -= skip;
+		skip = 0;
+		if (n > len - off)
+			n = len - off;
+		if (memcmp(base, buf + off, n) != 0)
 			return false;
 		off += n;
 	}
-	return true;
+	return off == len;
 }
+
+static void dispatch(struct bio *b);
 
 static void parent_finish(struct bio *p)
 {
@@ -803,18 +819,19 @@ static void parent_finish(struct bio *p)
 		TAILQ_REMOVE(&p->ch->split_wait, p, link);
 		p->split_waiting = false;
 	}
-	if (!p->split_failed) {
+	if (!p->split_failed)
 		p->status = DBK_BDEV_IO_STATUS_SUCCESS;
-		if (p->compare_emul &&
-		    !iov_equal(p->io.u.iovs, p->io.u.iovcnt, p->bounce, p->io.u.num_blocks * p->io.bdev->blocklen)) {
-			p->status = DBK_BDEV_IO_STATUS_NVME_ERROR;
-			p->sct = 2;
-			p->sc = 0x85;
-			p->err = -EILSEQ;
-		}
+	if (p->compare_emul) {
+		struct bdev_channel *bch = p->ch;
+		struct bio *next = TAILQ_FIRST(&bch->cmp_wait);
+		bch->cmp_owner = NULL;
+		if (next)
+			TAILQ_REMOVE(&bch->cmp_wait, next, link);
+		complete_top(p);
+		if (next)
+			dispatch(next);
+		return;
 	}
-	free(p->bounce);
-	p->bounce = NULL;
 	complete_top(p);
 }
 
@@ -833,10 +850,10 @@ static bool build_child(struct bio *p, struct bio *c)
 	c->parent = p;
 	c->io.type = p->child_type;
 	c->io.u.offset_blocks = p->split_off;
-	if (p->zero_src) {
+	if (p->zero_src || p->compare_emul) {
 		if (blocks > BDEV_ZERO_BUF_SIZE / bl)
 			blocks = BDEV_ZERO_BUF_SIZE / bl;
-		c->iovs[0].iov_base = g_zero_buf;
+		c->iovs[0].iov_base = p->zero_src ? g_zero_buf : p->ch->cmp_buf;
 		c->iovs[0].iov_len = blocks * bl;
 		c->io.u.iovs = c->iovs;
 		c->io.u.iovcnt = 1;
@@ -882,7 +899,8 @@ static void split_continue(struct bio *p)
 	if (p->splitting)
 		return;
 	p->splitting = true;
-	while (p->split_left > 0 && !p->split_failed) {
+	/* an emulated compare reads one chunk at a time into the channel's compare buffer */
+	while (p->split_left > 0 && !p->split_failed && !(p->compare_emul && p->split_outstanding > 0)) {
 		struct bio *c = bio_get(bch);
 		if (c == NULL) {
 			if (!p->split_waiting) {
@@ -919,6 +937,16 @@ static void child_done(struct bio *c)
 		p->err = c->err;
 		p->sct = c->sct;
 		p->sc = c->sc;
+	} else if (p->compare_emul && !p->split_failed) {
+		uint32_t bl = p->io.bdev->blocklen;
+		if (!iov_equal_at(p->io.u.iovs, p->io.u.iovcnt, (c->io.u.offset_blocks - p->io.u.offset_blocks) * bl,
+				  bch->cmp_buf, c->io.u.num_blocks * bl)) {
+			p->split_failed = true;
+			p->status = DBK_BDEV_IO_STATUS_NVME_ERROR;
+			p->sct = 2;
+			p->sc = 0x85; /* compare failure */
+			p->err = -EILSEQ;
+		}
 	}
 	p->split_outstanding--;
 	bio_put(bch, c);
@@ -1253,20 +1281,26 @@ static void dispatch(struct bio *b)
 	case DBK_BDEV_IO_TYPE_READ:
 	case DBK_BDEV_IO_TYPE_WRITE:
 	case DBK_BDEV_IO_TYPE_COMPARE:
-		if (!native) { /* compare emulated by a read into a bounce buffer */
-			size_t len = b->io.u.num_blocks * bdev->blocklen;
-			size_t align = (size_t)1 << (bdev->required_alignment > 12 ? bdev->required_alignment : 12);
-			if (posix_memalign(&b->bounce, align, (len + align - 1) & ~(align - 1)) != 0) {
-				b->bounce = NULL;
-				b->status = DBK_BDEV_IO_STATUS_FAILED;
-				b->err = -ENOMEM;
-				complete_top(b);
+		if (!native) { /* compare emulated: read chunks into the channel's buffer, memcmp */
+			struct bdev_channel *bch = b->ch;
+			if (bch->cmp_buf == NULL) {
+				size_t align = (size_t)1 << (bdev->required_alignment > 12 ? bdev->required_alignment : 12);
+				if (bdev->blocklen > BDEV_CMP_BUF_SIZE ||
+				    posix_memalign(&bch->cmp_buf, align, BDEV_CMP_BUF_SIZE) != 0) {
+					bch->cmp_buf = NULL;
+					b->status = DBK_BDEV_IO_STATUS_FAILED;
+					b->err = -ENOMEM;
+					complete_top(b);
+					return;
+				}
+			}
+			if (bch->cmp_owner) {
+				TAILQ_INSERT_TAIL(&bch->cmp_wait, b, link);
 				return;
 			}
+			bch->cmp_owner = b;
 			b->compare_emul = true;
-			b->bounce_iov.iov_base = b->bounce;
-			b->bounce_iov.iov_len = len;
-			start_split(b, DBK_BDEV_IO_TYPE_READ, &b->bounce_iov, 1);
+			start_split(b, DBK_BDEV_IO_TYPE_READ, NULL, 0);
 		} else if ((bdev->max_rw_blocks && b->io.u.num_blocks > bdev->max_rw_blocks) ||
 			   (bdev->max_segments && (uint32_t)b->io.u.iovcnt > bdev->max_segments)) {
 			start_split(b, b->io.type, b->io.u.iovs, b->io.u.iovcnt);

@@ -1004,6 +1004,32 @@ static void test_write_zeroes_emulation(void **state)
 	assert_true(q.success);
 	for (uint64_t i = 0; i < nb * 512; i++)
 		assert_int_equal(buf[i], (i >= 7 * 512 && i < 3007 * 512) ? 0 : 0xab);
+	/* emulated compare over more than the 1 MiB compare buffer: equal, then a late miscompare */
+	assert_int_equal(do_io(&q, o, 1, DBK_BDEV_IO_TYPE_COMPARE, &iov, 1, 0, nb), 0);
+	assert_true(q.success);
+	buf[nb * 512 - 700] ^= 0x10;
+	assert_int_equal(do_io(&q, o, 1, DBK_BDEV_IO_TYPE_COMPARE, &iov, 1, 0, nb), 0);
+	assert_false(q.success);
+	assert_int_equal(q.sct, 2);
+	assert_int_equal(q.sc, 0x85);
+	assert_int_equal(q.err, -EILSEQ);
+	buf[nb * 512 - 700] ^= 0x10;
+	/* three emulated compares at once share the channel's buffer in turn */
+	{
+		struct io_req cq[3];
+		struct iovec civ[3] = {{buf, 8 * 512}, {buf + 100 * 512, 8 * 512}, {buf + 3004 * 512, 8 * 512}};
+		uint64_t coff[3] = {0, 100, 3004};
+		atomic_store(&d->hold, true);
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(io_start(&cq[k], o, 1, DBK_BDEV_IO_TYPE_COMPARE, &civ[k], 1, coff[k], 8), 0);
+		assert_int_equal(atomic_load(&d->held_count), 1);
+		atomic_store(&d->hold, false);
+		td_release(d, 1);
+		for (int k = 0; k < 3; k++) {
+			io_wait(&cq[k]);
+			assert_true(cq[k].success);
+		}
+	}
 	/* not supported and not emulated */
 	assert_int_equal(do_io(&q, o, 1, DBK_BDEV_IO_TYPE_UNMAP, NULL, 0, 0, 8), -ENOTSUP);
 	/* no write cache: FLUSH completes successfully */
