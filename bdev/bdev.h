@@ -66,7 +66,12 @@ const char *dbk_bdev_get_claim_owner(const struct dbk_bdev *bdev);
 
 /* ------------------------------------------------------- open and claims */
 
-/* Open by name/alias/uuid. Returns 0, -ENODEV (no such bdev), -EPERM (write open of a claimed bdev by a non-owner is allowed; see claims). */
+/*
+ * Open by name/alias/uuid. Returns 0, -ENODEV (no such bdev, or being
+ * unregistered), -EINVAL (event_cb NULL). A write open of a claimed bdev by a
+ * non-owner is allowed (exclusivity is dbk_bdev_claim's job), so no -EPERM here.
+ * I/O that modifies data on a read-only descriptor fails with -EBADF.
+ */
 int dbk_bdev_open_ext(const char *name, bool write, dbk_bdev_event_cb event_cb, void *event_ctx,
 		      struct dbk_bdev_desc **desc);
 /* Close; may be called on any reactor thread but must be the opening thread for event delivery to stop. */
