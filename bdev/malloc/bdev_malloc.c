@@ -187,7 +187,7 @@ int dbk_bdev_malloc_create(const char *name, const uuid_t uuid_or_null, uint64_t
 	if (d == NULL)
 		return -ENOMEM;
 	d->len = num_blocks * block_size;
-	d->buf = mmap(NULL, d->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	d->buf = mmap(NULL, d->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (d->buf == MAP_FAILED) {
 		d->buf = NULL;
 		malloc_free(d);

@@ -1598,6 +1598,11 @@ static void test_rpc(void **state)
 	r = rpc("bdev_malloc_create", json_pack("{s:i,s:i}", "num_blocks", 8, "block_size", 1000), &code, msg);
 	assert_int_equal(code, -EINVAL);
 	assert_non_null(strstr(msg, "block_size 1000 is not a multiple of 512"));
+	r = rpc("bdev_malloc_create", json_pack("{s:s,s:I,s:i}", "name", "Huge", "num_blocks", (json_int_t)1 << 40,
+						"block_size", 4096), &code, msg);
+	assert_int_equal(code, -ENOMEM);
+	assert_non_null(strstr(msg, "cannot allocate"));
+	assert_null(lookup("Huge"));
 	r = rpc("bdev_malloc_create", json_pack("{s:i}", "num_blocks", 8), &code, msg);
 	assert_int_equal(code, DBK_JSONRPC_INVALID_PARAMS);
 	assert_non_null(strstr(msg, "block_size"));
