@@ -138,8 +138,10 @@ static void iostat_cb(struct dbk_bdev *bdev, const struct dbk_bdev_io_stat *tota
 	struct iostat_req *r = ctx;
 
 	if (rc == 0 && total) {
-		json_t *o = dbk_bdev_stat_to_json(total);
-		json_object_set_new(o, "name", json_string(dbk_bdev_get_name(bdev)));
+		json_t *o = json_pack("{s:s}", "name", dbk_bdev_get_name(bdev)); /* name first, as SPDK */
+		json_t *st = dbk_bdev_stat_to_json(total);
+		json_object_update(o, st);
+		json_decref(st);
 		if (per_channel)
 			json_object_set(o, "channels", per_channel);
 		json_array_append_new(r->bdevs, o);
