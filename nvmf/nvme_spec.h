@@ -195,7 +195,7 @@ struct nvmf_fabric_cmd {
 	uint8_t rsvd1;
 	uint16_t cid;
 	uint8_t fctype;
-	uint8_t rsvd2[35];
+	uint8_t rsvd2[19];
 	struct nvme_sgl_desc sgl1;
 	uint8_t fabric_specific[24];
 } __attribute__((packed));
@@ -240,7 +240,7 @@ struct nvmf_property_cmd {
 	uint8_t rsvd1;
 	uint16_t cid;
 	uint8_t fctype;
-	uint8_t rsvd2[35];
+	uint8_t rsvd2[19];
 	struct nvme_sgl_desc sgl1;
 	uint8_t attrib;	/* bits 2:0 size: 0 = 4 bytes, 1 = 8 bytes */
 	uint8_t rsvd3[3];

@@ -1,5 +1,5 @@
 /*
- * The seam between the NVMe-oF target core (nvmf/*.c: subsystems,
+ * The seam between the NVMe-oF target core (nvmf/{tgt,subsystem,ctrlr,io}.c: subsystems,
  * controllers, discovery, command execution) and a transport (nvmf/tcp).
  *
  * Threads: the target has one poll group per reactor. A transport listens on

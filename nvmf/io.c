@@ -1,0 +1,297 @@
+/*
+ * I/O commands on I/O qpairs: Read, Write, Compare, Flush, Write Zeroes and
+ * Dataset Management, executed on the poll group's bdev channel of the
+ * namespace. No allocation and no lock on this path: the request carries all
+ * state (core_* fields, bdev_wait for -ENOMEM retries).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "nvmf/nvmf_internal.h"
+#include "util/log.h"
+
+#define STATUS_INT(sct, sc) (((sct) << 8) | (sc))
+
+static inline void finish(struct dbk_nvmf_request *req, int status)
+{
+	nvmf_req_status(req, (status >> 8) & 0x7, status & 0xFF);
+	dbk_nvmf_request_complete(req);
+}
+
+static inline void entry_put(struct nvmf_pg_ns *e)
+{
+	e->outstanding--;
+	if (e->outstanding == 0 && e->old_ch) {
+		dbk_put_io_channel(e->old_ch);
+		e->old_ch = NULL;
+	}
+}
+
+static int bdev_status(struct dbk_bdev_io *io, bool success)
+{
+	int sct = 0, sc = 0;
+
+	if (success)
+		return 0;
+	dbk_bdev_io_get_nvme_status(io, &sct, &sc);
+	if (sct == 0 && sc == 0)
+		return STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
+	return STATUS_INT(sct, sc);
+}
+
+static void io_done(struct dbk_bdev_io *io, bool success, void *arg)
+{
+	struct dbk_nvmf_request *req = arg;
+	int status = bdev_status(io, success);
+
+	dbk_bdev_free_io(io);
+	entry_put(req->core_ptr);
+	finish(req, status);
+}
+
+static int submit_rw(struct dbk_nvmf_request *req);
+static void dsm_continue(struct dbk_nvmf_request *req);
+
+static void retry_cb(void *arg)
+{
+	struct dbk_nvmf_request *req = arg;
+	struct nvmf_pg_ns *e = req->core_ptr;
+
+	req->qpair->group->pending_bdev_io--;
+	if (!e->ns) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_NAMESPACE_OR_FORMAT));
+		return;
+	}
+	if (req->cmd->opc == NVME_OPC_DATASET_MANAGEMENT) {
+		dsm_continue(req);
+		return;
+	}
+	submit_rw(req);
+}
+
+static bool queue_wait(struct dbk_nvmf_request *req)
+{
+	struct nvmf_pg_ns *e = req->core_ptr;
+
+	req->bdev_wait.bdev = e->ns->bdev;
+	req->bdev_wait.cb_fn = retry_cb;
+	req->bdev_wait.cb_arg = req;
+	if (dbk_bdev_queue_io_wait(e->ns->bdev, e->ch, &req->bdev_wait) != 0)
+		return false;
+	req->qpair->group->pending_bdev_io++;
+	return true;
+}
+
+/* Submit (or resubmit) a single-I/O command; the range was validated already. Returns 0 always. */
+static int submit_rw(struct dbk_nvmf_request *req)
+{
+	struct nvmf_pg_ns *e = req->core_ptr;
+	struct nvmf_ns *ns = e->ns;
+	struct nvme_cmd *cmd = req->cmd;
+	uint64_t slba = (uint64_t)cmd->cdw10 | ((uint64_t)cmd->cdw11 << 32);
+	uint64_t nlb = (uint64_t)(cmd->cdw12 & 0xFFFF) + 1;
+	int rc;
+
+	e->outstanding++;
+	switch (cmd->opc) {
+	case NVME_OPC_READ:
+		rc = dbk_bdev_readv_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
+		break;
+	case NVME_OPC_WRITE:
+		rc = dbk_bdev_writev_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
+		break;
+	case NVME_OPC_COMPARE:
+		rc = dbk_bdev_comparev_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
+		break;
+	case NVME_OPC_WRITE_ZEROES:
+		rc = dbk_bdev_write_zeroes_blocks(ns->desc, e->ch, slba, nlb, io_done, req);
+		break;
+	case NVME_OPC_FLUSH:
+		rc = dbk_bdev_flush_blocks(ns->desc, e->ch, 0, dbk_bdev_get_num_blocks(ns->bdev), io_done, req);
+		break;
+	default:
+		rc = -ENOTSUP;
+		break;
+	}
+	if (rc == 0)
+		return 0;
+	entry_put(e);
+	if (rc == -ENOMEM) {
+		if (queue_wait(req))
+			return 0;
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
+	} else if (rc == -ENOTSUP) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE));
+	} else if (rc == -EINVAL) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD));
+	} else {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- DSM */
+
+static void dsm_finish_if_done(struct dbk_nvmf_request *req, uint32_t nr)
+{
+	if (req->core_count == 0 && req->core_state >= nr)
+		finish(req, req->core_status);
+}
+
+static inline uint32_t dsm_nr(const struct dbk_nvmf_request *req)
+{
+	return (req->cmd->cdw10 & 0xFF) + 1;
+}
+
+static void dsm_child_done(struct dbk_bdev_io *io, bool success, void *arg)
+{
+	struct dbk_nvmf_request *req = arg;
+	int status = bdev_status(io, success);
+
+	dbk_bdev_free_io(io);
+	entry_put(req->core_ptr);
+	if (status && !req->core_status)
+		req->core_status = status;
+	req->core_count--;
+	dsm_finish_if_done(req, dsm_nr(req));
+}
+
+static void dsm_continue(struct dbk_nvmf_request *req)
+{
+	struct nvmf_pg_ns *e = req->core_ptr;
+	struct nvmf_ns *ns = e->ns;
+	uint32_t nr = dsm_nr(req);
+
+	while (req->core_state < nr) {
+		struct nvme_dsm_range r;
+		int rc;
+
+		nvmf_req_copy_from(req, (size_t)req->core_state * sizeof(r), &r, sizeof(r));
+		if (r.length == 0) {
+			req->core_state++;
+			continue;
+		}
+		e->outstanding++;
+		req->core_count++;
+		rc = dbk_bdev_unmap_blocks(ns->desc, e->ch, r.starting_lba, r.length, dsm_child_done, req);
+		if (rc == 0) {
+			req->core_state++;
+			continue;
+		}
+		entry_put(e);
+		req->core_count--;
+		if (rc == -ENOMEM) {
+			if (queue_wait(req))
+				return;
+			rc = -EIO;
+		}
+		if (rc == -ENOTSUP) {
+			/* deallocation is advisory: a bdev without unmap keeps the data */
+			req->core_state++;
+			continue;
+		}
+		if (!req->core_status)
+			req->core_status = STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
+		req->core_state = nr;
+	}
+	dsm_finish_if_done(req, nr);
+}
+
+static void exec_dsm(struct dbk_nvmf_request *req, uint64_t num_blocks)
+{
+	uint32_t nr = dsm_nr(req);
+
+	if (req->xfer != DBK_NVMF_XFER_HOST_TO_CTRLR || req->length < nr * sizeof(struct nvme_dsm_range)) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID));
+		return;
+	}
+	if (!(req->cmd->cdw11 & NVME_DSM_ATTR_DEALLOCATE)) {
+		finish(req, 0);
+		return;
+	}
+	for (uint32_t i = 0; i < nr; i++) {
+		struct nvme_dsm_range r;
+
+		nvmf_req_copy_from(req, (size_t)i * sizeof(r), &r, sizeof(r));
+		if (r.starting_lba > num_blocks || r.length > num_blocks - r.starting_lba) {
+			finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_LBA_OUT_OF_RANGE));
+			return;
+		}
+	}
+	req->core_state = 0;
+	req->core_count = 0;
+	req->core_status = 0;
+	dsm_continue(req);
+}
+
+/* ---------------------------------------------------------------- exec */
+
+void nvmf_io_exec(struct dbk_nvmf_request *req)
+{
+	struct dbk_nvmf_qpair *q = req->qpair;
+	struct nvme_cmd *cmd = req->cmd;
+	struct dbk_nvmf_subsystem *s = q->ctrlr->subsys;
+	struct nvmf_pg_ns *e;
+	uint64_t num_blocks, slba, nlb;
+	uint32_t bs;
+
+	switch (cmd->opc) {
+	case NVME_OPC_READ:
+	case NVME_OPC_WRITE:
+	case NVME_OPC_COMPARE:
+	case NVME_OPC_WRITE_ZEROES:
+	case NVME_OPC_FLUSH:
+	case NVME_OPC_DATASET_MANAGEMENT:
+		break;
+	default:
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE));
+		return;
+	}
+	if (cmd->fuse) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD));
+		return;
+	}
+	if (cmd->nsid == 0 || cmd->nsid > s->max_namespaces ||
+	    (e = &s->pg_ns[q->group->idx][cmd->nsid - 1])->ns == NULL) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_NAMESPACE_OR_FORMAT));
+		return;
+	}
+	req->core_ptr = e;
+	num_blocks = dbk_bdev_get_num_blocks(e->ns->bdev);
+	bs = e->ns->block_size;
+
+	switch (cmd->opc) {
+	case NVME_OPC_FLUSH:
+		if (!dbk_bdev_has_write_cache(e->ns->bdev)) {
+			finish(req, 0);
+			return;
+		}
+		submit_rw(req);
+		return;
+	case NVME_OPC_DATASET_MANAGEMENT:
+		exec_dsm(req, num_blocks);
+		return;
+	default:
+		break;
+	}
+	slba = (uint64_t)cmd->cdw10 | ((uint64_t)cmd->cdw11 << 32);
+	nlb = (uint64_t)(cmd->cdw12 & 0xFFFF) + 1;
+	if (slba >= num_blocks || nlb > num_blocks - slba) {
+		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_LBA_OUT_OF_RANGE));
+		return;
+	}
+	if (cmd->opc != NVME_OPC_WRITE_ZEROES) {
+		enum dbk_nvmf_xfer want =
+			cmd->opc == NVME_OPC_READ ? DBK_NVMF_XFER_CTRLR_TO_HOST : DBK_NVMF_XFER_HOST_TO_CTRLR;
+
+		if (nlb * bs > q->transport->opts.max_io_size) {
+			finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD));
+			return;
+		}
+		if (req->xfer != want || req->length != nlb * bs) {
+			finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID));
+			return;
+		}
+	}
+	submit_rw(req);
+}
