@@ -104,6 +104,7 @@ static const struct dbk_rpc_method g_test_methods[] = {
 /* ------------------------------------------------------- harness */
 
 static int g_start_rc;
+static int g_dup_rc, g_check_rc;
 
 static void start_on_main(void *ctx)
 {
@@ -696,6 +697,31 @@ static void test_wait_init(void **state)
 	client_close(&c);
 }
 
+/* Duplicate method names are refused. */
+static const struct dbk_rpc_method g_dup_methods[] = {
+	{"spdk_get_version", m_echo, DBK_RPC_RUNTIME},
+	{NULL, NULL, 0},
+};
+
+static void try_register_dup(void *arg)
+{
+	char err[128] = "";
+
+	(void)arg;
+	g_dup_rc = dbk_rpc_register_methods(g_dup_methods);
+	g_check_rc = dbk_rpc_check_methods(err, sizeof(err));
+}
+
+static void test_duplicate_methods(void **state)
+{
+	(void)state;
+	run_on_main(try_register_dup, NULL);
+	assert_int_equal(g_dup_rc, -EEXIST);
+	assert_int_equal(g_check_rc, 0);
+	assert_non_null(dbk_rpc_find_method("framework_get_config"));
+	assert_null(dbk_rpc_find_method("no_such"));
+}
+
 /* dbk_rpc_call_local: sync, async and unknown methods. */
 struct local_res {
 	json_t *result;
@@ -771,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_many_clients),
 		cmocka_unit_test(test_socket_mode),
 		cmocka_unit_test(test_call_local),
+		cmocka_unit_test(test_duplicate_methods),
 		cmocka_unit_test(test_socket_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
