@@ -868,6 +868,9 @@ struct dbk_poller *dbk_poller_register(dbk_poller_fn fn, void *ctx, uint64_t per
 	p->ctx = ctx;
 	p->thread = t;
 	p->state = POLLER_ACTIVE;
+	/* Clamp absurd periods (~1 year) so deadlines cannot overflow. */
+	if (period_us > 365ull * 24 * 3600 * 1000000)
+		period_us = 365ull * 24 * 3600 * 1000000;
 	p->period_ns = period_us * 1000;
 	snprintf(p->name, sizeof(p->name), "%s", name ? name : "poller");
 	if (p->period_ns) {
@@ -1823,7 +1826,8 @@ static void iter_step(void *arg)
 
 	i->cur = t;
 	TAILQ_FOREACH(ch, &t->channels, link) {
-		if (ch->dev == i->dev) {
+		/* A channel whose last reference was put (destroy pending) is skipped. */
+		if (ch->dev == i->dev && ch->ref > 0) {
 			ch->ref++;	/* keep it alive for this step */
 			i->ch = ch;
 			i->fn(i);

@@ -382,6 +382,68 @@ static void test_ping_pong_wakeups(void **state)
 	assert_int_equal(g_pp_wrong, 0);
 }
 
+/*
+ * Lost wake-up hunt: a non-reactor thread sends, spins until the reactor ran
+ * the message, and sends the next one at once -- right when the reactor is on
+ * its way to sleep. A lost wake-up shows up as an ack that never comes.
+ */
+#define RACE_ROUNDS 20000
+struct race_test {
+	atomic_int acked;
+	int lost;
+	int rounds_done;
+};
+
+static void race_ack(void *arg)
+{
+	struct race_test *r = arg;
+
+	atomic_fetch_add(&r->acked, 1);
+}
+
+static void *race_sender(void *arg)
+{
+	struct race_test *r = arg;
+
+	for (int i = 1; i <= RACE_ROUNDS; i++) {
+		if (dbk_thread_send_msg(dbk_reactor_thread(1), race_ack, r) != 0) {
+			r->lost++;
+			break;
+		}
+		uint64_t t0 = dbk_get_ns();
+		while (atomic_load(&r->acked) < i) {
+			if (dbk_get_ns() - t0 > 3000000000ull) {
+				r->lost++;
+				break;
+			}
+		}
+		if (r->lost)
+			break;
+		r->rounds_done = i;
+	}
+	dbk_thread_send_msg(dbk_reactor_thread(0), stop_msg, NULL);
+	return NULL;
+}
+
+static pthread_t g_race_thread;
+
+static void race_start(void *arg)
+{
+	pthread_create(&g_race_thread, NULL, race_sender, arg);
+}
+
+static void test_wakeup_race(void **state)
+{
+	struct race_test r;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	run_reactors(race_start, &r);
+	pthread_join(g_race_thread, NULL);
+	assert_int_equal(r.lost, 0);
+	assert_int_equal(r.rounds_done, RACE_ROUNDS);
+}
+
 /* for_each_thread: index order, cpl on the caller. */
 struct fet {
 	int order[8];
@@ -487,6 +549,8 @@ struct poll_test {
 	int self_unreg;		/* unregisters itself on its 3rd call */
 	int victim;		/* unregistered by another poller */
 	int killer;
+	int zkiller, zvictim;
+	struct dbk_poller *p_zkiller, *p_zvictim;
 	struct dbk_poller *p_fast, *p_slow, *p_every, *p_self, *p_victim, *p_killer, *p_stop;
 	bool self_ptr_cleared;
 	int wrong_thread;
@@ -546,6 +610,23 @@ static int killer_fn(void *arg)
 	return DBK_POLLER_IDLE;
 }
 
+/* Period 0: the killer runs before the victim in the same pass and removes it. */
+static int zkiller_fn(void *arg)
+{
+	struct poll_test *pt = arg;
+
+	pt->zkiller++;
+	dbk_poller_unregister(&pt->p_zvictim);
+	dbk_poller_unregister(&pt->p_zkiller);
+	return DBK_POLLER_IDLE;
+}
+
+static int zvictim_fn(void *arg)
+{
+	((struct poll_test *)arg)->zvictim++;
+	return DBK_POLLER_IDLE;
+}
+
 static int poll_stop_fn(void *arg)
 {
 	struct poll_test *pt = arg;
@@ -563,6 +644,8 @@ static void poll_on1(void *arg)
 
 	pt->p_fast = dbk_poller_register(fast_fn, pt, 10000, "fast");
 	pt->p_slow = dbk_poller_register(slow_fn, pt, 50000, "slow");
+	pt->p_zkiller = dbk_poller_register(zkiller_fn, pt, 0, "zkiller");
+	pt->p_zvictim = dbk_poller_register(zvictim_fn, pt, 0, "zvictim");
 	pt->p_every = dbk_poller_register(every_fn, pt, 0, "every");
 	pt->p_self = dbk_poller_register(self_fn, pt, 5000, "self");
 	/* Same period, killer registered first -> killer's deadline is earlier. */
@@ -595,6 +678,8 @@ static void test_pollers(void **state)
 	assert_true(pt.self_ptr_cleared);
 	assert_int_equal(pt.killer, 1);
 	assert_int_equal(pt.victim, 0);
+	assert_int_equal(pt.zkiller, 1);
+	assert_int_equal(pt.zvictim, 0);
 }
 
 /* A sleeping reactor wakes for its timed poller (no message, no fd event). */
@@ -825,6 +910,7 @@ static void test_fd_handlers(void **state)
 	ft.efd_b = eventfd(0, EFD_NONBLOCK);
 	assert_true(ft.efd >= 0 && ft.efd_a >= 0 && ft.efd_b >= 0);
 	assert_null(dbk_fd_register(ft.efd, EPOLLIN, fd_cb, &ft, "x"));	/* not on a reactor */
+	assert_int_equal(dbk_thread_send_msg(NULL, stop_msg, NULL), -EINVAL);
 	run_reactors(fd_start, &ft);
 	pthread_join(ft.writer, NULL);
 	assert_int_equal(ft.wrong_thread, 0);
@@ -1227,6 +1313,116 @@ static void test_run_blocking(void **state)
 	b.proc_cpus = CPU_COUNT(&set);
 	run_reactors(blk_start, &b);
 	check_blocking(&b);
+	/* Not on a reactor (and not initialized). */
+	assert_int_equal(dbk_run_blocking(blk_fn, blk_cpl, &b), -EINVAL);
+}
+
+/* Many jobs from both reactors: at most 2 run at once, each completes on its caller. */
+#define MANY_JOBS 24
+struct many_jobs {
+	atomic_int running;
+	atomic_int max_running;
+	atomic_int ran;
+	int done[2];
+	int done1_seen_on0;
+	int wrong_thread;
+	int bad_rc;
+	int submit_errors;
+};
+
+struct job_arg {
+	struct many_jobs *mj;
+	int caller;
+	int rc;
+};
+
+static struct job_arg g_job_args[MANY_JOBS];
+
+static int many_fn(void *arg)
+{
+	struct job_arg *a = arg;
+	struct many_jobs *mj = a->mj;
+	int now = atomic_fetch_add(&mj->running, 1) + 1;
+	int max = atomic_load(&mj->max_running);
+
+	while (now > max && !atomic_compare_exchange_weak(&mj->max_running, &max, now))
+		;
+	usleep(5000);
+	atomic_fetch_sub(&mj->running, 1);
+	atomic_fetch_add(&mj->ran, 1);
+	return a->rc;
+}
+
+static void many_note1(void *arg)
+{
+	struct many_jobs *mj = arg;
+
+	mj->done1_seen_on0++;
+}
+
+static void many_cpl(void *arg, int rc)
+{
+	struct job_arg *a = arg;
+	struct many_jobs *mj = a->mj;
+
+	if (idx_self() != a->caller)
+		mj->wrong_thread++;
+	if (rc != a->rc)
+		mj->bad_rc++;
+	/* Completions land on two reactors: count there, stop once all are in. */
+	mj->done[a->caller]++;
+	if (a->caller == 1)
+		dbk_thread_send_msg(dbk_reactor_thread(0), many_note1, mj);
+}
+
+static void many_done_on0(void *arg)
+{
+	(void)arg;
+}
+
+static int many_check(void *arg)
+{
+	struct many_jobs *mj = arg;
+
+	if (mj->done[0] == MANY_JOBS / 2 && mj->done1_seen_on0 == MANY_JOBS / 2)
+		dbk_reactors_stop();
+	return DBK_POLLER_IDLE;
+}
+
+static void many_submit(void *arg)
+{
+	struct many_jobs *mj = arg;
+	int me = idx_self();
+
+	for (int k = me; k < MANY_JOBS; k += 2) {
+		g_job_args[k].mj = mj;
+		g_job_args[k].caller = me;
+		g_job_args[k].rc = -k;
+		if (dbk_run_blocking(many_fn, many_cpl, &g_job_args[k]) != 0)
+			mj->submit_errors++;
+	}
+}
+
+static void many_start(void *arg)
+{
+	dbk_poller_register(many_check, arg, 10000, "many_check");
+	dbk_for_each_thread(many_submit, arg, many_done_on0);
+}
+
+static void test_run_blocking_many(void **state)
+{
+	struct many_jobs mj;
+
+	(void)state;
+	memset(&mj, 0, sizeof(mj));
+	run_reactors(many_start, &mj);
+	assert_int_equal(mj.submit_errors, 0);
+	assert_int_equal(atomic_load(&mj.ran), MANY_JOBS);
+	assert_int_equal(mj.done[0], MANY_JOBS / 2);
+	assert_int_equal(mj.done[1], MANY_JOBS / 2);
+	assert_int_equal(mj.wrong_thread, 0);
+	assert_int_equal(mj.bad_rc, 0);
+	assert_in_range(atomic_load(&mj.max_running), 1, 2);
 }
 
 /* Same with pinned reactors (needs cores 0 and 1): helpers must stay unpinned. */
@@ -1414,6 +1610,7 @@ int main(void)
 		cmocka_unit_test(test_thread_identity),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_ping_pong_wakeups),
+		cmocka_unit_test(test_wakeup_race),
 		cmocka_unit_test(test_for_each_thread),
 		cmocka_unit_test(test_pollers),
 		cmocka_unit_test(test_idle_reactor_sleeps),
@@ -1423,6 +1620,7 @@ int main(void)
 		cmocka_unit_test(test_channel_create_fails),
 		cmocka_unit_test(test_for_each_channel_and_unregister),
 		cmocka_unit_test(test_run_blocking),
+		cmocka_unit_test(test_run_blocking_many),
 		cmocka_unit_test(test_run_blocking_pinned),
 		cmocka_unit_test(test_stop_from_signal),
 		cmocka_unit_test(test_fini_frees_leftovers),
