@@ -31,7 +31,9 @@
 #include "bdev/malloc/bdev_malloc.h"
 #include "bdev/null/bdev_null.h"
 #include "bdev/uring/bdev_uring.h"
+#ifdef DBK_TEST_RPC
 #include "rpc/rpc.h"
+#endif
 #include "thread/thread.h"
 
 /* ------------------------------------------------------------ harness */
@@ -100,7 +102,9 @@ static int group_setup(void **state)
 		return -1;
 	pthread_create(&g_reactor_tid, NULL, reactor_thread, NULL);
 	run_on(0, init_bdev_layer, &rc);
+#ifdef DBK_TEST_RPC
 	dbk_rpc_set_state(DBK_RPC_RUNTIME);
+#endif
 	return rc;
 }
 
@@ -1532,6 +1536,7 @@ static void test_json(void **state)
 	assert_int_equal(delete_bdev(1, "J1"), 0);
 }
 
+#ifdef DBK_TEST_RPC
 /* ----------------------------------------------------------------- RPC */
 
 struct rpc_call {
@@ -1666,12 +1671,69 @@ static void test_rpc(void **state)
 }
 
 
+
+static void test_rpc_qos(void **state)
+{
+	json_t *r, *lim;
+	int code;
+	char msg[256];
+
+	(void)state;
+	assert_int_equal(create_ram(0, "Q1", 64, 512, NULL, NULL), 0);
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q1", "rw_ios_per_sec", 1500), &code, msg);
+	assert_int_equal(code, -EINVAL);
+	assert_non_null(strstr(msg, "multiple of 1000"));
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s}", "name", "Q1"), &code, msg);
+	assert_int_equal(code, DBK_JSONRPC_INVALID_PARAMS);
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "nope", "rw_ios_per_sec", 1000), &code, msg);
+	assert_int_equal(code, -ENODEV);
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i,s:i}", "name", "Q1", "rw_ios_per_sec", 2000,
+						"w_mbytes_per_sec", 10), &code, msg);
+	assert_int_equal(code, 0);
+	json_decref(r);
+	/* absent limits stay as they were */
+	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q1", "r_mbytes_per_sec", 5), &code, msg);
+	assert_int_equal(code, 0);
+	json_decref(r);
+	r = rpc("bdev_get_bdevs", json_pack("{s:s}", "name", "Q1"), &code, msg);
+	lim = json_object_get(json_array_get(r, 0), "assigned_rate_limits");
+	assert_int_equal(json_integer_value(json_object_get(lim, "rw_ios_per_sec")), 2000);
+	assert_int_equal(json_integer_value(json_object_get(lim, "w_mbytes_per_sec")), 10);
+	assert_int_equal(json_integer_value(json_object_get(lim, "r_mbytes_per_sec")), 5);
+	assert_int_equal(json_integer_value(json_object_get(lim, "rw_mbytes_per_sec")), 0);
+	json_decref(r);
+	assert_int_equal(delete_bdev(0, "Q1"), 0);
+}
+#endif /* DBK_TEST_RPC */
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct qos_set {
+	const char *name;
+	uint64_t iops;
+	int rc;
+};
+
+static void qos_set_msg(void *ctx)
+{
+	struct qos_set *q = ctx;
+	uint64_t l[DBK_BDEV_QOS_NUM_LIMITS] = {q->iops, 0, 0, 0};
+
+	q->rc = dbk_bdev_set_qos_limits(dbk_bdev_get_by_name(q->name), l);
+}
+
+static int set_qos(const char *name, uint64_t iops)
+{
+	struct qos_set q = {name, iops, -1};
+
+	run_on(0, qos_set_msg, &q);
+	return q.rc;
 }
 
 /* QoS: 1000 IO/s lets about one I/O per 1 ms slice through; the limit shows in JSON and config. */
@@ -1684,26 +1746,17 @@ static void test_qos(void **state)
 	struct opened *o;
 	struct cfg c;
 	json_t *r, *lim, *e;
-	int code, done_early = 0;
-	char msg[256];
+	int done_early = 0;
 	uint64_t t0, elapsed;
 	size_t i;
 	bool seen = false;
 
 	(void)state;
 	assert_int_equal(create_ram(0, "Q0", 64, 512, NULL, NULL), 0);
-	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q0", "rw_ios_per_sec", 1500), &code, msg);
-	assert_int_equal(code, -EINVAL);
-	assert_non_null(strstr(msg, "multiple of 1000"));
-	r = rpc("bdev_set_qos_limit", json_pack("{s:s}", "name", "Q0"), &code, msg);
-	assert_int_equal(code, DBK_JSONRPC_INVALID_PARAMS);
-	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "nope", "rw_ios_per_sec", 1000), &code, msg);
-	assert_int_equal(code, -ENODEV);
-	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q0", "rw_ios_per_sec", 1000), &code, msg);
-	assert_int_equal(code, 0);
-	json_decref(r);
-	r = rpc("bdev_get_bdevs", json_pack("{s:s}", "name", "Q0"), &code, msg);
-	lim = json_object_get(json_array_get(r, 0), "assigned_rate_limits");
+	assert_int_equal(set_qos("Q0", 1500), -EINVAL);
+	assert_int_equal(set_qos("Q0", 1000), 0);
+	r = dbk_bdev_info_json(lookup("Q0"));
+	lim = json_object_get(r, "assigned_rate_limits");
 	assert_int_equal(json_integer_value(json_object_get(lim, "rw_ios_per_sec")), 1000);
 	assert_int_equal(json_integer_value(json_object_get(lim, "w_mbytes_per_sec")), 0);
 	json_decref(r);
@@ -1735,9 +1788,7 @@ static void test_qos(void **state)
 	assert_true(elapsed >= (uint64_t)(N - 2) * 1000000ull);
 
 	/* 0 lifts the limit */
-	r = rpc("bdev_set_qos_limit", json_pack("{s:s,s:i}", "name", "Q0", "rw_ios_per_sec", 0), &code, msg);
-	assert_int_equal(code, 0);
-	json_decref(r);
+	assert_int_equal(set_qos("Q0", 0), 0);
 	for (int k = 0; k < N; k++)
 		assert_int_equal(io_start(&qs[k], o, 1, DBK_BDEV_IO_TYPE_READ, &iov, 1, k, 1), 0);
 	for (int k = 0; k < N; k++) {
@@ -1791,7 +1842,10 @@ int main(void)
 		cmocka_unit_test(test_uring_errors),
 		cmocka_unit_test(test_uring_short_read),
 		cmocka_unit_test(test_json),
+#ifdef DBK_TEST_RPC
 		cmocka_unit_test(test_rpc),
+		cmocka_unit_test(test_rpc_qos),
+#endif
 		cmocka_unit_test(test_qos),
 		cmocka_unit_test(test_fini_reinit),
 	};
