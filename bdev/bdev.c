@@ -1647,7 +1647,19 @@ int dbk_bdev_subsystem_init(void)
 struct fini_ctx {
 	void (*cb)(void *ctx);
 	void *ctx;
+	struct dbk_poller *poller;
 };
+
+static void fini_step(struct fini_ctx *f);
+
+static int fini_poll(void *arg)
+{
+	struct fini_ctx *f = arg;
+
+	dbk_poller_unregister(&f->poller);
+	fini_step(f);
+	return DBK_POLLER_BUSY;
+}
 
 static void fini_next(void *arg, int rc);
 static void fini_next_msg(void *arg);
@@ -1663,8 +1675,10 @@ static void fini_step(struct fini_ctx *f)
 		}
 	}
 	if (!TAILQ_EMPTY(&g_bdevs)) {
-		/* some other unregistration in progress: poll again shortly */
-		dbk_thread_send_msg(dbk_get_thread(), fini_next_msg, f);
+		/* another unregistration is in progress: look again in 1 ms */
+		f->poller = dbk_poller_register(fini_poll, f, 1000, "bdev_fini");
+		if (f->poller == NULL)
+			dbk_thread_send_msg(dbk_get_thread(), fini_next_msg, f);
 		return;
 	}
 	if (g_initialized) {

@@ -1801,22 +1801,38 @@ static void test_qos(void **state)
 	free(buf);
 }
 
-/* fini with bdevs and an open descriptor: REMOVE closes it, fini completes; init again works. */
+/*
+ * fini with bdevs and open descriptors: REMOVE closes one at once; another
+ * bdev is already being deleted and waits for a descriptor closed later --
+ * fini waits for it too. Then init again works.
+ */
 static void test_fini_reinit(void **state)
 {
-	struct opened *o;
+	struct opened *o, *late;
+	struct mdelete m = {.name = "F2", .kind = 0};
 	int rc = -1;
 
 	(void)state;
 	assert_int_equal(create_ram(0, "F0", 16, 512, NULL, NULL), 0);
 	assert_int_equal(create_ram(1, "F1", 16, 512, NULL, NULL), 0);
+	assert_int_equal(create_ram(0, "F2", 16, 512, NULL, NULL), 0);
 	o = open_bdev("F0");
 	o->close_on_remove = true;
+	late = open_bdev("F2");
+	sem_init(&m.done, 0, 0);
+	run_on(0, mdelete_msg, &m);
 	sem_init(&g_fini_sem, 0, 0);
 	dbk_thread_send_msg(dbk_reactor_thread(0), fini_msg, NULL);
-	wait_sem(&g_fini_sem);
+	usleep(50000);
+	assert_int_equal(sem_trywait(&g_fini_sem), -1); /* F2 still has a descriptor */
+	assert_int_equal(atomic_load(&late->removes), 1);
 	assert_int_equal(atomic_load(&o->removes), 1);
 	assert_null(o->desc);
+	close_bdev(late);
+	wait_sem(&m.done);
+	sem_destroy(&m.done);
+	assert_int_equal(m.rc, 0);
+	wait_sem(&g_fini_sem);
 	assert_null(dbk_bdev_first());
 	free(o);
 	run_on(0, init_bdev_layer, &rc);
