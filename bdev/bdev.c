@@ -84,6 +84,10 @@ struct bdev_channel {
 	struct dbk_poller *nomem_poller;
 	struct bio_list qos_q;
 	struct dbk_poller *qos_poller;
+	/* completions reached inside a submit call wait here, delivered when the outermost submit returns */
+	struct bio_list deferred;
+	uint32_t submit_depth;
+	bool draining;
 	void *cmp_buf;		  /* emulated COMPARE: chunks are read here (allocated on first use) */
 	struct bio *cmp_owner;	  /* the compare using cmp_buf */
 	struct bio_list cmp_wait; /* compares waiting for it */
@@ -303,6 +307,7 @@ static int bdev_channel_create(void *io_device, void *ctx_buf)
 	TAILQ_INIT(&bch->resets);
 	TAILQ_INIT(&bch->qos_q);
 	TAILQ_INIT(&bch->cmp_wait);
+	TAILQ_INIT(&bch->deferred);
 	stat_init(&bch->stat);
 	bch->stride = align16(sizeof(struct bio)) + align16(ctx_size);
 	if (posix_memalign((void **)&bch->pool, 64, bch->stride * BDEV_IO_POOL_TOTAL) != 0)
@@ -760,7 +765,7 @@ static uint64_t io_bytes(const struct bio *b)
 
 static void check_resets(struct bdev_channel *bch);
 
-static void complete_top(struct bio *b)
+static void complete_top_now(struct bio *b)
 {
 	struct bdev_channel *bch = b->ch;
 	struct dbk_bdev_io_stat *st = &bch->stat;
@@ -785,6 +790,34 @@ static void complete_top(struct bio *b)
 	}
 	b->cb(&b->io, ok, b->cb_arg);
 	check_resets(bch);
+}
+
+/*
+ * Deliver a top-level completion. Inside a submit call (a module that
+ * completes synchronously) it is deferred to the end of the outermost submit,
+ * so callbacks that submit again iterate instead of recursing.
+ */
+static void complete_top(struct bio *b)
+{
+	struct bdev_channel *bch = b->ch;
+
+	if (bch->submit_depth > 0 || bch->draining) {
+		TAILQ_INSERT_TAIL(&bch->deferred, b, link);
+		return;
+	}
+	complete_top_now(b);
+}
+
+static void drain_deferred(struct bdev_channel *bch)
+{
+	struct bio *b;
+
+	bch->draining = true;
+	while ((b = TAILQ_FIRST(&bch->deferred)) != NULL) {
+		TAILQ_REMOVE(&bch->deferred, b, link);
+		complete_top_now(b);
+	}
+	bch->draining = false;
 }
 
 /* Compare len bytes of iov, starting skip bytes in, with buf. */
@@ -1330,9 +1363,9 @@ static void dispatch(struct bio *b)
 	}
 }
 
-static int submit(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum dbk_bdev_io_type type,
-		  struct iovec *iov, int iovcnt, uint64_t offset, uint64_t num, dbk_bdev_io_completion_cb cb,
-		  void *cb_arg)
+static int submit_inner(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum dbk_bdev_io_type type,
+			struct iovec *iov, int iovcnt, uint64_t offset, uint64_t num, dbk_bdev_io_completion_cb cb,
+			void *cb_arg)
 {
 	struct dbk_bdev *bdev;
 	struct bdev_channel *bch;
@@ -1394,6 +1427,24 @@ static int submit(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum db
 	}
 	dispatch(b);
 	return 0;
+}
+
+static int submit(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum dbk_bdev_io_type type,
+		  struct iovec *iov, int iovcnt, uint64_t offset, uint64_t num, dbk_bdev_io_completion_cb cb,
+		  void *cb_arg)
+{
+	struct bdev_channel *bch;
+	int rc;
+
+	if (ch == NULL)
+		return -EINVAL;
+	bch = dbk_io_channel_get_ctx(ch);
+	bch->submit_depth++;
+	rc = submit_inner(desc, ch, type, iov, iovcnt, offset, num, cb, cb_arg);
+	bch->submit_depth--;
+	if (bch->submit_depth == 0 && !bch->draining && !TAILQ_EMPTY(&bch->deferred))
+		drain_deferred(bch);
+	return rc;
 }
 
 int dbk_bdev_readv_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov, int iovcnt,

@@ -1305,6 +1305,72 @@ static void test_stats(void **state)
 	free(buf);
 }
 
+
+/* Each completion submits the next I/O: synchronous (malloc) completions must not recurse without bound. */
+struct chain {
+	struct opened *o;
+	struct iovec iov;
+	int left;
+	int done;
+	int rc;
+	sem_t fin;
+};
+
+static void chain_next(struct chain *c);
+
+static void chain_cb(struct dbk_bdev_io *io, bool success, void *arg)
+{
+	struct chain *c = arg;
+
+	dbk_bdev_free_io(io);
+	if (!success)
+		c->rc = -EIO;
+	c->done++;
+	if (--c->left > 0 && c->rc == 0)
+		chain_next(c);
+	else
+		sem_post(&c->fin);
+}
+
+static void chain_next(struct chain *c)
+{
+	int rc = dbk_bdev_readv_blocks(c->o->desc, c->o->ch[1], &c->iov, 1, c->left % 64, 1, chain_cb, c);
+
+	if (rc != 0) {
+		c->rc = rc;
+		sem_post(&c->fin);
+	}
+}
+
+static void chain_start(void *ctx)
+{
+	chain_next(ctx);
+}
+
+static void test_completion_chain(void **state)
+{
+	struct chain *c = calloc(1, sizeof(*c));
+	uint8_t *buf = xalloc(512);
+
+	(void)state;
+	assert_int_equal(create_ram(0, "CH", 64, 512, NULL, NULL), 0);
+	c->o = open_bdev("CH");
+	get_channel(c->o, 1);
+	c->iov.iov_base = buf;
+	c->iov.iov_len = 512;
+	c->left = 200000;
+	sem_init(&c->fin, 0, 0);
+	run_on(1, chain_start, c);
+	wait_sem(&c->fin);
+	sem_destroy(&c->fin);
+	assert_int_equal(c->rc, 0);
+	assert_int_equal(c->done, 200000);
+	close_bdev(c->o);
+	assert_int_equal(delete_bdev(0, "CH"), 0);
+	free(c);
+	free(buf);
+}
+
 /* --------------------------------------------------------------- uring */
 
 struct ucreate {
@@ -1854,6 +1920,7 @@ int main(void)
 		cmocka_unit_test(test_enomem_and_nomem),
 		cmocka_unit_test(test_reset_waits),
 		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_completion_chain),
 		cmocka_unit_test(test_uring),
 		cmocka_unit_test(test_uring_errors),
 		cmocka_unit_test(test_uring_short_read),

@@ -1,0 +1,90 @@
+/* Engine-independent helpers of the DFS engine interface: engine lookup, messages, object classes. */
+#include "bdev/daos/dfs_engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const struct dbk_dfs_engine *dbk_dfs_engine_get(const char *name)
+{
+	if (name == NULL || strcmp(name, "local") == 0)
+		return &dbk_dfs_engine_local;
+#ifdef DBK_HAVE_DAOS_ENGINE
+	if (strcmp(name, "daos") == 0)
+		return &dbk_dfs_engine_daos;
+#endif
+	return NULL;
+}
+
+const char *dbk_dfs_strerror(int rc)
+{
+	if (rc >= 0)
+		return "success";
+	return strerror(-rc);
+}
+
+int dbk_dfs_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/*
+ * Object class names in DAOS CLI notation: S<n>, RP_<r>G<n>, EC_<k>P<p>G<n>,
+ * where G<n> ranges over the group counts below and GX means "all targets".
+ */
+static const char *const g_groups[] = {"1", "2", "4", "6", "8", "12", "16", "32", "X"};
+#define NGROUPS (sizeof(g_groups) / sizeof(g_groups[0]))
+static const unsigned g_rp_full[] = {2, 3, 4, 5, 6};		/* RP_<r>G{groups} */
+static const unsigned g_rp_single[] = {12, 16, 24, 32, 48, 64, 128};	/* RP_<r>G1 only */
+struct ec_shape {
+	unsigned k, p;
+};
+static const struct ec_shape g_ec[] = {{2, 1}, {2, 2}, {4, 1}, {4, 2}, {4, 3}, {8, 1}, {8, 2},
+				       {8, 3}, {16, 1}, {16, 2}, {16, 3}};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define NUM_OCLASS (NGROUPS + COUNT(g_rp_full) * NGROUPS + COUNT(g_rp_single) + COUNT(g_ec) * NGROUPS)
+
+static char g_names[NUM_OCLASS][16];
+static pthread_once_t g_names_once = PTHREAD_ONCE_INIT;
+
+static void build_names(void)
+{
+	size_t n = 0;
+
+	for (size_t g = 0; g < NGROUPS; g++)
+		snprintf(g_names[n++], sizeof(g_names[0]), "S%s", g_groups[g]);
+	for (size_t r = 0; r < COUNT(g_rp_full); r++)
+		for (size_t g = 0; g < NGROUPS; g++)
+			snprintf(g_names[n++], sizeof(g_names[0]), "RP_%uG%s", g_rp_full[r], g_groups[g]);
+	for (size_t r = 0; r < COUNT(g_rp_single); r++)
+		snprintf(g_names[n++], sizeof(g_names[0]), "RP_%uG1", g_rp_single[r]);
+	for (size_t e = 0; e < COUNT(g_ec); e++)
+		for (size_t g = 0; g < NGROUPS; g++)
+			snprintf(g_names[n++], sizeof(g_names[0]), "EC_%uP%uG%s", g_ec[e].k, g_ec[e].p, g_groups[g]);
+}
+
+bool dbk_dfs_oclass_valid(const char *name)
+{
+	if (name == NULL)
+		return false;
+	pthread_once(&g_names_once, build_names);
+	for (size_t i = 0; i < NUM_OCLASS; i++)
+		if (strcmp(g_names[i], name) == 0)
+			return true;
+	return false;
+}
+
+const char *dbk_dfs_oclass_at(size_t i)
+{
+	pthread_once(&g_names_once, build_names);
+	return i < NUM_OCLASS ? g_names[i] : NULL;
+}
