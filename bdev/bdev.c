@@ -585,7 +585,7 @@ int dbk_bdev_open_ext(const char *name, bool write, dbk_bdev_event_cb event_cb, 
 	desc->write = write;
 	desc->event_cb = event_cb;
 	desc->event_ctx = event_ctx;
-	desc->thread = dbk_get_thread();
+	desc->thread = dbk_get_thread() ? dbk_get_thread() : dbk_reactor_thread(0);
 	atomic_init(&desc->refs, 1);
 	TAILQ_INSERT_TAIL(&bdev->internal->descs, desc, link);
 	*descp = desc;
