@@ -132,6 +132,7 @@ struct tcp_stats {
 	uint64_t rx_pdus, tx_pdus, rx_bytes, tx_bytes;
 	uint64_t fatal_errors, hdgst_errors, ddgst_errors, term_reqs_rx;
 	uint64_t buf_waits, send_blocked, conns;
+	uint64_t rx_direct_bytes;	/* payload received straight into data buffers */
 };
 
 struct tcp_conn {
@@ -874,6 +875,11 @@ static void rx_capsule(struct tcp_conn *c)
 {
 	const struct nvme_tcp_cmd *pc = (const struct nvme_tcp_cmd *)(const void *)c->hbuf;
 	struct tcp_req *r = c->free_reqs;
+	if (!dbk_nvmf_qpair_is_active(&c->qp)) {
+		/* The core is tearing this qpair down: take nothing more. */
+		conn_close(c);
+		return;
+	}
 	if (r == NULL || (c->qp.sq_size && c->active >= c->qp.sq_size)) {
 		DBK_NOTICELOG("nvmf_tcp: more commands outstanding than the queue depth (%u)", c->active);
 		conn_fatal(c, NVME_TCP_FES_PDU_SEQUENCE_ERROR, 0);
@@ -1100,6 +1106,7 @@ static void conn_recv(struct tcp_conn *c)
 				c->rlen = (uint32_t)((size_t)n - d);
 				if (c->pg) {
 					c->pg->st.rx_bytes += (uint64_t)n;
+					c->pg->st.rx_direct_bytes += d;
 				}
 				if (c->data_got == c->data_len)
 					rx_data_complete(c);
@@ -1417,6 +1424,7 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "pdus_sent", json_integer((json_int_t)pg->st.tx_pdus));
 	json_object_set_new(obj, "bytes_received", json_integer((json_int_t)pg->st.rx_bytes));
 	json_object_set_new(obj, "bytes_sent", json_integer((json_int_t)pg->st.tx_bytes));
+	json_object_set_new(obj, "bytes_received_direct", json_integer((json_int_t)pg->st.rx_direct_bytes));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));
 	json_object_set_new(obj, "header_digest_errors", json_integer((json_int_t)pg->st.hdgst_errors));
 	json_object_set_new(obj, "data_digest_errors", json_integer((json_int_t)pg->st.ddgst_errors));
@@ -1445,6 +1453,13 @@ static void tcp_req_complete(struct dbk_nvmf_request *req)
 static void conn_free(struct tcp_conn *c)
 {
 	struct dbk_nvmf_transport_poll_group *pg = c->pg;
+	/* Best effort: hand what is queued (e.g. a Connect error, a C2HTermReq) to the kernel. */
+	if (c->sq_head && c->fd >= 0 && !c->write_dead) {
+		c->busy++;
+		conn_flush(c);
+		c->busy--;
+	}
+	sq_drain(c);
 	if (c->fdh)
 		dbk_fd_unregister(&c->fdh);
 	if (c->fd >= 0)

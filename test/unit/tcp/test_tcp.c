@@ -1296,6 +1296,74 @@ static void test_stats_and_opts(void **state)
 	json_decref(o);
 }
 
+/* A large H2CData payload arriving after its header: received straight into the data buffers. */
+static void test_direct_recv(void **state)
+{
+	(void)state;
+	struct host h;
+	host_session(&h, 2);
+	static uint8_t data[100000];
+	fill_pattern(data, sizeof(data), 11);
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_WRITE, 70, 500, sizeof(data), false);
+	host_capsule(&h, &c, NULL, 0);
+	assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_R2T);
+	uint16_t ttag = ((const struct nvme_tcp_r2t_hdr *)(const void *)g_rx)->ttag;
+	size_t n = build_h2c(&h, g_tx, 70, ttag, 0, data, sizeof(data), true);
+	/* Header and a few bytes, then (after the target drained its socket) the rest plus a flush capsule. */
+	host_send(&h, g_tx, 24 + 100);
+	usleep(50000);
+	make_cmd(&c, NVME_OPC_FLUSH, 71, 0, 0, false);
+	n += build_capsule(&h, g_tx + n, &c, NULL, 0);
+	host_send(&h, g_tx + 124, n - 124);
+	expect_rsp(&h, 70, ST_OK);
+	expect_rsp(&h, 71, ST_OK);
+	assert_memory_equal(g_disk + 500 * 512, data, sizeof(data));
+	host_close(&h);
+	wait_no_qpairs();
+	json_t *s = json_object();
+	on_reactor(dump_stats, s);
+	assert_true(json_integer_value(json_object_get(s, "bytes_received_direct")) > 50000);
+	json_decref(s);
+}
+
+/* HPDA: C2HData PDO aligned to (hpda + 1) * 4 bytes, pad zeroed. */
+static void test_hpda(void **state)
+{
+	(void)state;
+	struct host h;
+	host_connect(&h);
+	uint8_t buf[128];
+	build_icreq(buf, 1, 0);
+	((struct nvme_tcp_ic_req *)(void *)buf)->hpda = 7; /* 32-byte alignment */
+	host_send(&h, buf, sizeof(buf));
+	assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_IC_RESP);
+	h.hd = true;
+	host_fabric_connect(&h, 0, 31, 0);
+	fill_pattern(g_disk, 4096, 12);
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_READ, 80, 0, 4096, false);
+	host_capsule(&h, &c, NULL, 0);
+	assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_C2H_DATA);
+	check_hdgst(&h);
+	const struct nvme_tcp_data_hdr *d = (const void *)g_rx;
+	assert_int_equal(d->common.pdo, 32);
+	assert_int_equal(d->common.plen, 32 + 4096);
+	for (int i = 28; i < 32; i++)
+		assert_int_equal(g_rx[i], 0);
+	assert_memory_equal(g_rx + 32, g_disk, 4096);
+	expect_rsp(&h, 80, ST_OK);
+	host_close(&h);
+
+	/* HPDA above 31 is invalid. */
+	host_connect(&h);
+	build_icreq(buf, 0, 0);
+	((struct nvme_tcp_ic_req *)(void *)buf)->hpda = 32;
+	host_send(&h, buf, sizeof(buf));
+	expect_term(&h, NVME_TCP_FES_INVALID_HEADER_FIELD, 10, buf, 128);
+	host_close(&h);
+}
+
 /* Pool of 16 x 64 KiB buffers: 4 x 256 KiB reads need 16, the rest wait and resume. */
 static void test_buffer_wait(void **state)
 {
@@ -1439,6 +1507,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_h2c_term_req_and_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_opts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buffer_wait, setup_small_pool, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_recv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hpda, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_bad_opts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
 	};
