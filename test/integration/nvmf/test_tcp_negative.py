@@ -1,0 +1,284 @@
+"""Protocol-negative tests against the real daosblk-tgt from a raw socket.
+
+Every malformed PDU or illegal command gets the right NVMe status or a
+C2HTermReq and a closed connection, and after each case the daemon still
+serves a well-behaved host. At the end the daemon must exit 0 on SIGINT
+(under ASan: with nothing leaked).
+"""
+
+import os
+import socket
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nvmetcp as nt  # noqa: E402
+
+NQN = "nqn.2016-06.io.spdk:cnode1"
+LOCKED_NQN = "nqn.2016-06.io.spdk:locked"
+BS = 512
+NUM_BLOCKS = 16 * 1024 * 1024 // BS
+
+
+class TcpNegative(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = nt.free_port()
+        cls.tgt = nt.Target()
+        cls.tgt.export_malloc(NQN, cls.port, size_mib=16, block=BS, transport_args=("-c", "8192"))
+        # A subsystem that allows no host at all.
+        cls.tgt.rpc("bdev_malloc_create", 8, 512, "-b", "Malloc1")
+        cls.tgt.rpc("nvmf_create_subsystem", LOCKED_NQN, "-s", "SPDK00000000000002")
+        cls.tgt.rpc("nvmf_subsystem_add_ns", LOCKED_NQN, "Malloc1")
+        cls.tgt.rpc("nvmf_subsystem_add_listener", LOCKED_NQN, "-t", "tcp", "-a", "127.0.0.1", "-s", cls.port)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.tgt.stop()
+        if rc != 0:
+            print(cls.tgt.logtext()[-4000:], file=sys.stderr)
+        assert rc == 0, "daosblk-tgt exited with %d after SIGINT" % rc
+
+    def tearDown(self):
+        # After every case: the daemon is alive and serves a good host end to end.
+        self.assertTrue(self.tgt.alive(), "daemon died:\n" + self.tgt.logtext()[-3000:])
+        h, cntlid = nt.admin_session(self.port, NQN)
+        cpl, data = h.identify(1)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(struct.unpack_from("<H", data, 78)[0], cntlid)
+        io = nt.io_session(self.port, NQN, cntlid)
+        pattern = bytes((i * 7) & 0xFF for i in range(4096))
+        self.assertTrue(io.write_incapsule(1, 100, pattern, BS).ok)
+        cpl, back = io.read(1, 100, 8, BS)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(back, pattern)
+        io.close()
+        h.close()
+
+    def expect_term(self, h, fes=None):
+        term = h.expect_close()
+        self.assertIsNotNone(term, "connection closed without a C2HTermReq")
+        if fes is not None:
+            self.assertEqual(term.fes, fes, "FES %#x, want %#x" % (term.fes, fes))
+        return term
+
+    # ---------------------------------------------------------------- ICReq
+    def test_icreq_wrong_hlen(self):
+        h = nt.Host(self.port)
+        h.icreq(hlen=64)
+        self.expect_term(h, 0x01)
+
+    def test_icreq_wrong_plen(self):
+        h = nt.Host(self.port)
+        h.icreq(plen=200)
+        h.send(b"\0" * 72)
+        self.expect_term(h, 0x01)
+
+    def test_icreq_bad_pfv(self):
+        h = nt.Host(self.port)
+        h.icreq(pfv=1)
+        term = h.expect_close()
+        # Unsupported parameter (or invalid field); either way: terminated, closed.
+        self.assertIsNotNone(term)
+        self.assertIn(term.fes, (0x01, 0x06))
+
+    def test_capsule_before_icreq(self):
+        h = nt.Host(self.port)
+        h.submit(nt.sqe(0x06, 1, cdw10=1, sgl_len=4096))
+        self.expect_term(h, 0x02)
+
+    def test_second_icreq(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        h.icreq()
+        self.expect_term(h, 0x02)
+
+    def test_unknown_pdu_type(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        h.send(struct.pack("<BBBBI", 0x0A, 0, 24, 0, 24) + b"\0" * 16)
+        self.expect_term(h)
+
+    def test_garbage_bytes(self):
+        h = nt.Host(self.port)
+        h.send(os.urandom(4096))
+        self.assertTrue(h.expect_close() is None or True)  # closed, with or without a TermReq
+
+    # ---------------------------------------------------------- capsules
+    def test_capsule_plen_smaller_than_hlen(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        h.send(h.pdu(nt.CAPSULE_CMD, nt.sqe(0x06, 1, cdw10=1, sgl_len=4096), plen=40))
+        self.expect_term(h, 0x01)
+
+    def test_capsule_wrong_hlen(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        h.send(h.pdu(nt.CAPSULE_CMD, nt.sqe(0x06, 1, cdw10=1, sgl_len=4096), hlen=64))
+        self.expect_term(h, 0x01)
+
+    def test_bad_header_digest(self):
+        h = nt.Host(self.port)
+        h.connect_ic(hdgst=True)
+        h.send(h.pdu(nt.CAPSULE_CMD, nt.sqe(0x06, 1, cdw10=1, sgl_len=4096), bad_hdgst=True))
+        self.expect_term(h, 0x03)
+
+    def test_bad_data_digest(self):
+        h, cntlid = nt.admin_session(self.port, NQN)
+        io = nt.Host(self.port)
+        io.connect_ic(hdgst=True, ddgst=True)
+        self.assertTrue(io.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
+                                          qid=1, sqsize=15, cntlid=cntlid, kato=0).ok)
+        data = b"\xAB" * 512
+        cmd = nt.sqe(0x01, 9, nsid=1, cdw10=5, cdw12=0, sgl_len=512, incapsule=True)
+        io.send(io.pdu(nt.CAPSULE_CMD, cmd, data, bad_ddgst=True))
+        # A data digest error is a transport error: a failed command or a terminated connection.
+        try:
+            cpl = io.wait_cpl()
+            self.assertFalse(cpl.ok, "write with a bad data digest succeeded")
+        except (nt.TermReq, nt.Closed):
+            pass
+        io.close()
+        h.close()
+
+    def test_incapsule_data_beyond_sgl_length(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cmd = nt.sqe(0x01, 1, nsid=1, cdw12=0, sgl_len=512, incapsule=True)
+        h.send(h.pdu(nt.CAPSULE_CMD, cmd, b"\0" * 1024))
+        term = h.expect_close()
+        self.assertIsNotNone(term)
+
+    def test_incapsule_data_larger_than_icdsz(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cmd = nt.sqe(0x01, 1, nsid=1, cdw12=63, sgl_len=32768, incapsule=True)
+        h.send(h.pdu(nt.CAPSULE_CMD, cmd, b"\0" * 32768))
+        term = h.expect_close()
+        self.assertIsNotNone(term)
+
+    def test_h2c_data_unknown_ttag(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        hdr = struct.pack("<HHII", 1, 0x77, 0, 512) + b"\0" * 4
+        h.send(h.pdu(nt.H2C_DATA, hdr, b"\0" * 512, flags=nt.F_LAST))
+        self.expect_term(h)
+
+    def test_h2c_data_beyond_r2t(self):
+        h, cntlid = nt.admin_session(self.port, NQN)
+        io = nt.io_session(self.port, NQN, cntlid)
+        n = 64 * 1024
+        io.submit(nt.sqe(0x01, 3, nsid=1, cdw10=0, cdw12=n // BS - 1, sgl_len=n))
+        r = io.wait_cpl()
+        self.assertEqual(r[0], "r2t", r)
+        _, cccid, ttag, r2to, r2tl = r
+        hdr = struct.pack("<HHII", cccid, ttag, r2to, r2tl + 4096) + b"\0" * 4
+        io.send(io.pdu(nt.H2C_DATA, hdr, b"\0" * (r2tl + 4096), flags=nt.F_LAST))
+        self.expect_term(io)
+        h.close()
+
+    def test_host_vanishes_mid_transfer(self):
+        h, cntlid = nt.admin_session(self.port, NQN)
+        io = nt.io_session(self.port, NQN, cntlid)
+        n = 128 * 1024
+        io.submit(nt.sqe(0x01, 4, nsid=1, cdw12=n // BS - 1, sgl_len=n))
+        r = io.wait_cpl()
+        self.assertEqual(r[0], "r2t", r)
+        _, cccid, ttag, r2to, r2tl = r
+        hdr = struct.pack("<HHII", cccid, ttag, r2to, 4096) + b"\0" * 4
+        io.send(io.pdu(nt.H2C_DATA, hdr, b"\0" * 4096))  # part of the data, then gone
+        io.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        io.close()
+        h.close()
+        time.sleep(0.2)
+
+    # ---------------------------------------------------------- fabrics
+    def test_connect_unknown_nqn(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect("nqn.2016-06.io.spdk:nosuch", "nqn.2014-08.org.nvmexpress:uuid:1")
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x82), cpl)
+        # Invalid parameter: the subnqn field (offset 256 in the connect data).
+        self.assertEqual(cpl.cdw0 & 0xFFFF, 256)
+        self.assertEqual((cpl.cdw0 >> 16) & 0xFF, 1)
+        h.close()
+
+    def test_connect_host_not_allowed(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(LOCKED_NQN, "nqn.2014-08.org.nvmexpress:uuid:2")
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x84), cpl)
+        h.close()
+
+    def test_io_connect_unknown_cntlid(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:3", qid=1, cntlid=0xABC, kato=0)
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x82), cpl)
+        h.close()
+
+    def test_command_before_connect(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl, _ = h.identify(1)
+        self.assertFalse(cpl.ok, "identify before connect succeeded")
+        h.close()
+
+    def test_admin_command_before_cc_en(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        self.assertTrue(h.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:4").ok)
+        cpl, _ = h.identify(1)
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x0C), cpl)  # command sequence error
+        h.close()
+
+    def test_io_connect_before_cc_en(self):
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:5")
+        self.assertTrue(cpl.ok)
+        cntlid = cpl.cdw0 & 0xFFFF
+        io = nt.Host(self.port)
+        io.connect_ic()
+        cpl = io.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:5", qid=1, cntlid=cntlid, kato=0)
+        self.assertFalse(cpl.ok, "I/O queue connected to a disabled controller")
+        io.close()
+        h.close()
+
+    # ---------------------------------------------------------- I/O
+    def test_io_past_the_end(self):
+        h, cntlid = nt.admin_session(self.port, NQN)
+        io = nt.io_session(self.port, NQN, cntlid)
+        cpl, _ = io.read(1, NUM_BLOCKS - 4, 8, BS)
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x80), cpl)
+        cpl = io.write_incapsule(1, NUM_BLOCKS, b"\0" * BS, BS)
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x80), cpl)
+        io.close()
+        h.close()
+
+    def test_invalid_opcode_and_namespace(self):
+        h, cntlid = nt.admin_session(self.port, NQN)
+        io = nt.io_session(self.port, NQN, cntlid)
+        cpl, _ = io.command(nt.sqe(0x7E, io.next_cid(), nsid=1))
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x01), cpl)
+        cpl, _ = io.read(7, 0, 1, BS)
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x0B), cpl)
+        cpl, _ = h.command(nt.sqe(0xC3, h.next_cid()))
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x01), cpl)
+        io.close()
+        h.close()
+
+    def test_sgl_length_mismatch(self):
+        h, cntlid = nt.admin_session(self.port, NQN)
+        io = nt.io_session(self.port, NQN, cntlid)
+        cmd = nt.sqe(0x02, io.next_cid(), nsid=1, cdw12=7, sgl_len=512)  # 8 blocks, 512 bytes
+        cpl, _ = io.command(cmd, read_len=512)
+        self.assertEqual((cpl.sct, cpl.sc), (0, 0x0F), cpl)
+        io.close()
+        h.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
