@@ -1,0 +1,1415 @@
+/*
+ * The local DFS engine: a DFS-like pool/container/file store on a local file
+ * system, the default engine of the DAOS bdev module.
+ *
+ *   <root>/pools/<pool-uuid>/pool.json               {label, uuid, created}
+ *   <root>/pools/<pool-uuid>/conts/<cont-uuid>/cont.json   {label, uuid, type, oclass, chunk_size, created}
+ *   <root>/pools/<pool-uuid>/conts/<cont-uuid>/data/      the container's namespace (sparse files)
+ *   <root>/pools/<pool-uuid>/conts/<cont-uuid>/xattrs/    sidecar xattrs when the file system has none
+ *
+ * Metadata files are written crash-safely (temporary file, fsync, rename,
+ * fsync of the directory); pools and containers appear and disappear with one
+ * rename, so a crash never leaves a half-made pool visible. Each event queue is
+ * an io_uring instance; I/O is readv/writev/fsync/fallocate through it.
+ */
+#include "bdev/daos/dfs_engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uuid/uuid.h>
+
+/* ------------------------------------------------------------------ handles */
+
+struct dbk_dfs_pool {
+	char dir[PATH_MAX];
+	struct dbk_dfs_pool_info info;
+};
+
+struct dbk_dfs_cont {
+	char dir[PATH_MAX];
+	char pool_label[DBK_DFS_LABEL_MAX + 1];
+	struct dbk_dfs_cont_info info;
+};
+
+struct dbk_dfs_fs {
+	int datafd;
+	char xattr_dir[PATH_MAX];
+};
+
+struct dbk_dfs_file {
+	int fd;
+	char name[256];
+	char sidecar[PATH_MAX];	/* xattr sidecar json, used when the file system lacks user xattrs */
+};
+
+struct dbk_dfs_eq {
+	struct io_uring ring;
+	uint32_t depth;
+	uint32_t inflight;
+};
+
+enum lop_kind { LOP_READ, LOP_WRITE, LOP_FSYNC, LOP_PUNCH };
+
+#define LOP_REM_IOV 16
+
+/* Private part of struct dbk_dfs_op. */
+struct lop {
+	enum lop_kind kind;
+	int fd;
+	const struct iovec *iov;
+	int iovcnt;
+	int nrem;
+	uint64_t off, done, total;
+	struct iovec rem[LOP_REM_IOV];
+};
+
+static struct lop *lop_of(struct dbk_dfs_op *op)
+{
+	return (struct lop *)op->priv;
+}
+
+/* -------------------------------------------------------------- global init */
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_refs;
+static char g_root[PATH_MAX];
+
+static int local_init(const char *root, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (root == NULL || root[0] == '\0')
+		root = DBK_DFS_DEFAULT_ROOT;
+	if (strlen(root) >= sizeof(g_root) - 128)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root directory '%s' is too long", root);
+	pthread_mutex_lock(&g_lock);
+	if (g_refs > 0 && strcmp(g_root, root) != 0) {
+		rc = dbk_dfs_fail(err, errlen, -EBUSY, "local engine already in use with root '%s'", g_root);
+	} else {
+		snprintf(g_root, sizeof(g_root), "%s", root);
+		g_refs++;
+	}
+	pthread_mutex_unlock(&g_lock);
+	return rc;
+}
+
+static void local_fini(void)
+{
+	pthread_mutex_lock(&g_lock);
+	if (g_refs > 0)
+		g_refs--;
+	pthread_mutex_unlock(&g_lock);
+}
+
+static int current_root(char *out, size_t len, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&g_lock);
+	if (g_refs == 0)
+		rc = dbk_dfs_fail(err, errlen, -EINVAL, "local DFS engine not initialised");
+	else
+		snprintf(out, len, "%s", g_root);
+	pthread_mutex_unlock(&g_lock);
+	return rc;
+}
+
+/* --------------------------------------------------------------- utilities */
+
+static bool is_uuid(const char *s, char out[37])
+{
+	uuid_t u;
+
+	if (s == NULL || strlen(s) != 36 || uuid_parse(s, u) != 0)
+		return false;
+	if (out)
+		uuid_unparse_lower(u, out);
+	return true;
+}
+
+int dbk_dfs_label_check(const char *what, const char *label, char *err, size_t errlen)
+{
+	size_t n = label ? strlen(label) : 0;
+
+	if (n == 0)
+		return dbk_dfs_fail(err, errlen, -EINVAL, "%s label must not be empty", what);
+	if (n > DBK_DFS_LABEL_MAX)
+		return dbk_dfs_fail(err, errlen, -EINVAL, "%s label '%.32s...' is longer than %d characters", what,
+				    label, DBK_DFS_LABEL_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char c = label[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '.' || c == ':' || c == '-'))
+			return dbk_dfs_fail(err, errlen, -EINVAL,
+					    "%s label '%s' has an invalid character '%c' (allowed: A-Z a-z 0-9 _ . : -)",
+					    what, label, c);
+	}
+	if (is_uuid(label, NULL))
+		return dbk_dfs_fail(err, errlen, -EINVAL, "%s label '%s' must not be a UUID", what, label);
+	return 0;
+}
+
+static int join(char *out, size_t len, const char *a, const char *b)
+{
+	int n = snprintf(out, len, "%s/%s", a, b);
+
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Write obj to dir/name crash-safely: temporary file, fsync, rename, fsync dir. */
+static int write_json_atomic(const char *dir, const char *name, json_t *obj)
+{
+	char tmp[PATH_MAX], dst[PATH_MAX];
+	char *text;
+	size_t len, off = 0;
+	int fd, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%d", dir, name, (int)getpid()) >= (int)sizeof(tmp) ||
+	    join(dst, sizeof(dst), dir, name) != 0)
+		return -ENAMETOOLONG;
+	text = json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (text == NULL)
+		return -ENOMEM;
+	len = strlen(text);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (rc == 0 && write(fd, "\n", 1) != 1)
+		rc = -EIO;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, dst) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(dir);
+	if (rc != 0)
+		unlink(tmp);
+out:
+	free(text);
+	return rc;
+}
+
+static json_t *read_json(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+
+	if (join(path, sizeof(path), dir, name) != 0)
+		return NULL;
+	return json_load_file(path, 0, &jerr);
+}
+
+static void copy_str(char *dst, size_t len, json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	snprintf(dst, len, "%s", s ? s : "");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP || flag == FTW_D)
+		return rmdir(path) == 0 ? 0 : -1;
+	return unlink(path) == 0 ? 0 : -1;
+}
+
+static int rm_rf(const char *path)
+{
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
+}
+
+/* Exclusive lock on <root>/.lock for creates and destroys (across processes). */
+static int lock_root(const char *root, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (join(path, sizeof(path), root, ".lock") != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		return dbk_dfs_fail(err, errlen, rc, "cannot open lock file %s: %s", path, strerror(-rc));
+	}
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno == EINTR)
+			continue;
+		rc = -errno;
+		close(fd);
+		return dbk_dfs_fail(err, errlen, rc, "cannot lock %s: %s", path, strerror(-rc));
+	}
+	return fd;
+}
+
+static void unlock_root(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ------------------------------------------------------------------- pools */
+
+static int pool_info_load(const char *dir, struct dbk_dfs_pool_info *info)
+{
+	json_t *j = read_json(dir, "pool.json");
+	char conts[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+
+	if (j == NULL)
+		return -ENOENT;
+	memset(info, 0, sizeof(*info));
+	copy_str(info->label, sizeof(info->label), j, "label");
+	copy_str(info->uuid, sizeof(info->uuid), j, "uuid");
+	info->created = json_integer_value(json_object_get(j, "created"));
+	json_decref(j);
+	if (join(conts, sizeof(conts), dir, "conts") == 0 && (d = opendir(conts)) != NULL) {
+		while ((e = readdir(d)) != NULL)
+			if (e->d_name[0] != '.')
+				info->num_conts++;
+		closedir(d);
+	}
+	return 0;
+}
+
+static int pools_dir(const char *root, char *out, size_t len)
+{
+	return join(out, len, root, "pools");
+}
+
+/* Find a pool by label or UUID: fills dir and info. -ENOENT with message. */
+static int pool_find(const char *root, const char *pool, char *dir, size_t dirlen, struct dbk_dfs_pool_info *info,
+		     char *err, size_t errlen)
+{
+	char pdir[PATH_MAX], u[37];
+	DIR *d;
+	struct dirent *e;
+	int rc = -ENOENT;
+
+	if (pool == NULL || pool[0] == '\0')
+		return dbk_dfs_fail(err, errlen, -EINVAL, "pool label or UUID must not be empty");
+	if (strlen(pool) > DBK_DFS_LABEL_MAX)
+		return dbk_dfs_fail(err, errlen, -EINVAL, "pool label '%.32s...' is longer than %d characters", pool,
+				    DBK_DFS_LABEL_MAX);
+	if (pools_dir(root, pdir, sizeof(pdir)) != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	if (is_uuid(pool, u)) {
+		if (join(dir, dirlen, pdir, u) == 0 && pool_info_load(dir, info) == 0)
+			return 0;
+		return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found", pool);
+	}
+	d = opendir(pdir);
+	if (d == NULL) {
+		if (errno == EACCES)
+			return dbk_dfs_fail(err, errlen, -EACCES, "pool '%s': permission denied reading %s", pool, pdir);
+		return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found (no pools under %s)", pool, root);
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (join(dir, dirlen, pdir, e->d_name) != 0 || pool_info_load(dir, info) != 0)
+			continue;
+		if (strcmp(info->label, pool) == 0) {
+			rc = 0;
+			break;
+		}
+	}
+	closedir(d);
+	if (rc != 0)
+		return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found", pool);
+	return 0;
+}
+
+static void now_created(json_t *j)
+{
+	json_object_set_new(j, "created", json_integer((json_int_t)time(NULL)));
+}
+
+int dbk_dfs_local_pool_create(const char *root, const char *label, const char *uuid, struct dbk_dfs_pool_info *out,
+			      char *err, size_t errlen)
+{
+	char pdir[PATH_MAX], tmpdir[PATH_MAX], dir[PATH_MAX], sub[PATH_MAX], u[37], found[PATH_MAX];
+	struct dbk_dfs_pool_info info;
+	json_t *j;
+	int lk, rc;
+
+	rc = dbk_dfs_label_check("pool", label, err, errlen);
+	if (rc)
+		return rc;
+	if (uuid) {
+		if (!is_uuid(uuid, u))
+			return dbk_dfs_fail(err, errlen, -EINVAL, "'%s' is not a UUID", uuid);
+	} else {
+		uuid_t g;
+		uuid_generate(g);
+		uuid_unparse_lower(g, u);
+	}
+	if (pools_dir(root, pdir, sizeof(pdir)) != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	rc = mkdir_p(pdir, 0755);
+	if (rc)
+		return dbk_dfs_fail(err, errlen, rc, "cannot create %s: %s", pdir, strerror(-rc));
+	lk = lock_root(root, err, errlen);
+	if (lk < 0)
+		return lk;
+	if (pool_find(root, label, found, sizeof(found), &info, NULL, 0) == 0) {
+		rc = dbk_dfs_fail(err, errlen, -EEXIST, "pool '%s' already exists (uuid %s)", label, info.uuid);
+		goto out;
+	}
+	if (pool_find(root, u, found, sizeof(found), &info, NULL, 0) == 0) {
+		rc = dbk_dfs_fail(err, errlen, -EEXIST, "a pool with uuid %s already exists ('%s')", u, info.label);
+		goto out;
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "%s/.%s.creating", pdir, u);
+	if (join(dir, sizeof(dir), pdir, u) != 0 || join(sub, sizeof(sub), tmpdir, "conts") != 0) {
+		rc = dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+		goto out;
+	}
+	rm_rf(tmpdir); /* leftover of a crash */
+	if (mkdir(tmpdir, 0755) != 0 || mkdir(sub, 0755) != 0) {
+		rc = -errno;
+		dbk_dfs_fail(err, errlen, rc, "cannot create pool directory %s: %s", tmpdir, strerror(-rc));
+		goto cleanup;
+	}
+	j = json_pack("{s:s,s:s}", "label", label, "uuid", u);
+	now_created(j);
+	rc = write_json_atomic(tmpdir, "pool.json", j);
+	json_decref(j);
+	if (rc) {
+		dbk_dfs_fail(err, errlen, rc, "cannot write pool metadata: %s", strerror(-rc));
+		goto cleanup;
+	}
+	if (rename(tmpdir, dir) != 0) {
+		rc = -errno;
+		dbk_dfs_fail(err, errlen, rc, "cannot create pool directory %s: %s", dir, strerror(-rc));
+		goto cleanup;
+	}
+	fsync_dir(pdir);
+	if (out)
+		pool_info_load(dir, out);
+	goto out;
+cleanup:
+	rm_rf(tmpdir);
+out:
+	unlock_root(lk);
+	return rc;
+}
+
+static int cmp_pool(const void *a, const void *b)
+{
+	return strcmp(((const struct dbk_dfs_pool_info *)a)->label, ((const struct dbk_dfs_pool_info *)b)->label);
+}
+
+int dbk_dfs_local_pool_list(const char *root, struct dbk_dfs_pool_info **infos, size_t *count, char *err,
+			    size_t errlen)
+{
+	char pdir[PATH_MAX], dir[PATH_MAX];
+	struct dbk_dfs_pool_info *arr = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d;
+	struct dirent *e;
+
+	*infos = NULL;
+	*count = 0;
+	if (pools_dir(root, pdir, sizeof(pdir)) != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	d = opendir(pdir);
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		return dbk_dfs_fail(err, errlen, -errno, "cannot read %s: %s", pdir, strerror(errno));
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct dbk_dfs_pool_info info;
+		if (e->d_name[0] == '.' || join(dir, sizeof(dir), pdir, e->d_name) != 0 ||
+		    pool_info_load(dir, &info) != 0)
+			continue;
+		if (n == cap) {
+			struct dbk_dfs_pool_info *na = realloc(arr, (cap ? cap * 2 : 8) * sizeof(*arr));
+			if (na == NULL) {
+				free(arr);
+				closedir(d);
+				return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+			}
+			arr = na;
+			cap = cap ? cap * 2 : 8;
+		}
+		arr[n++] = info;
+	}
+	closedir(d);
+	if (n)
+		qsort(arr, n, sizeof(*arr), cmp_pool);
+	*infos = arr;
+	*count = n;
+	return 0;
+}
+
+int dbk_dfs_local_pool_query(const char *root, const char *pool, struct dbk_dfs_pool_info *out, char *err,
+			     size_t errlen)
+{
+	char dir[PATH_MAX];
+
+	return pool_find(root, pool, dir, sizeof(dir), out, err, errlen);
+}
+
+/* Make dir disappear with one rename into a hidden name, then remove it. */
+static int remove_tree(const char *parent, const char *dir, const char *uuid)
+{
+	char gone[PATH_MAX];
+	int rc;
+
+	if (snprintf(gone, sizeof(gone), "%s/.%s.destroying", parent, uuid) >= (int)sizeof(gone))
+		return -ENAMETOOLONG;
+	rm_rf(gone);
+	if (rename(dir, gone) != 0)
+		return -errno;
+	fsync_dir(parent);
+	rc = rm_rf(gone);
+	return rc;
+}
+
+int dbk_dfs_local_pool_destroy(const char *root, const char *pool, bool force, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], pdir[PATH_MAX];
+	struct dbk_dfs_pool_info info;
+	int lk, rc;
+
+	lk = lock_root(root, err, errlen);
+	if (lk < 0) {
+		if (lk == -ENOENT)
+			return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found (no pools under %s)", pool, root);
+		return lk;
+	}
+	rc = pool_find(root, pool, dir, sizeof(dir), &info, err, errlen);
+	if (rc)
+		goto out;
+	if (info.num_conts > 0 && !force) {
+		rc = dbk_dfs_fail(err, errlen, -ENOTEMPTY,
+				  "pool '%s' has %u container(s); destroy them first or use --force", pool,
+				  info.num_conts);
+		goto out;
+	}
+	if (pools_dir(root, pdir, sizeof(pdir)) != 0) {
+		rc = dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+		goto out;
+	}
+	rc = remove_tree(pdir, dir, info.uuid);
+	if (rc)
+		dbk_dfs_fail(err, errlen, rc, "cannot remove pool '%s' (%s): %s", pool, dir, strerror(-rc));
+out:
+	unlock_root(lk);
+	return rc;
+}
+
+/* -------------------------------------------------------------- containers */
+
+static int cont_info_load(const char *dir, struct dbk_dfs_cont_info *info)
+{
+	json_t *j = read_json(dir, "cont.json");
+
+	if (j == NULL)
+		return -ENOENT;
+	memset(info, 0, sizeof(*info));
+	copy_str(info->label, sizeof(info->label), j, "label");
+	copy_str(info->uuid, sizeof(info->uuid), j, "uuid");
+	copy_str(info->type, sizeof(info->type), j, "type");
+	copy_str(info->oclass, sizeof(info->oclass), j, "oclass");
+	info->chunk_size = (uint64_t)json_integer_value(json_object_get(j, "chunk_size"));
+	info->created = json_integer_value(json_object_get(j, "created"));
+	json_decref(j);
+	return 0;
+}
+
+static int cont_find(const char *pool_dir, const char *pool_name, const char *cont, char *dir, size_t dirlen,
+		     struct dbk_dfs_cont_info *info, char *err, size_t errlen)
+{
+	char cdir[PATH_MAX], u[37];
+	DIR *d;
+	struct dirent *e;
+	int rc = -ENOENT;
+
+	if (cont == NULL || cont[0] == '\0')
+		return dbk_dfs_fail(err, errlen, -EINVAL, "container label or UUID must not be empty");
+	if (strlen(cont) > DBK_DFS_LABEL_MAX)
+		return dbk_dfs_fail(err, errlen, -EINVAL, "container label '%.32s...' is longer than %d characters",
+				    cont, DBK_DFS_LABEL_MAX);
+	if (join(cdir, sizeof(cdir), pool_dir, "conts") != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	if (is_uuid(cont, u)) {
+		if (join(dir, dirlen, cdir, u) == 0 && cont_info_load(dir, info) == 0)
+			return 0;
+		return dbk_dfs_fail(err, errlen, -ENOENT, "container '%s' not found in pool '%s'", cont, pool_name);
+	}
+	d = opendir(cdir);
+	if (d == NULL)
+		return dbk_dfs_fail(err, errlen, errno == EACCES ? -EACCES : -ENOENT,
+				    "container '%s' not found in pool '%s'", cont, pool_name);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (join(dir, dirlen, cdir, e->d_name) != 0 || cont_info_load(dir, info) != 0)
+			continue;
+		if (strcmp(info->label, cont) == 0) {
+			rc = 0;
+			break;
+		}
+	}
+	closedir(d);
+	if (rc != 0)
+		return dbk_dfs_fail(err, errlen, -ENOENT, "container '%s' not found in pool '%s'", cont, pool_name);
+	return 0;
+}
+
+static const char *const g_cont_types[] = {"POSIX", "HDF5", "PYTHON", "SPARK", "DATABASE", "ROOT", "SEISMIC",
+					   "METEO", "UNKNOWN"};
+
+static const char *normalize_type(const char *type)
+{
+	if (type == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(g_cont_types) / sizeof(g_cont_types[0]); i++)
+		if (strcasecmp(type, g_cont_types[i]) == 0)
+			return g_cont_types[i];
+	return NULL;
+}
+
+int dbk_dfs_local_cont_create(const char *root, const char *pool, const char *label, const char *uuid,
+			      const char *type, const char *oclass, uint64_t chunk_size, struct dbk_dfs_cont_info *out,
+			      char *err, size_t errlen)
+{
+	char pool_dir[PATH_MAX], cdir[PATH_MAX], tmpdir[PATH_MAX], dir[PATH_MAX], data[PATH_MAX], found[PATH_MAX];
+	char u[37];
+	struct dbk_dfs_pool_info pinfo;
+	struct dbk_dfs_cont_info cinfo;
+	const char *ntype = normalize_type(type ? type : "POSIX");
+	json_t *j;
+	int lk, rc;
+
+	rc = dbk_dfs_label_check("container", label, err, errlen);
+	if (rc)
+		return rc;
+	if (ntype == NULL)
+		return dbk_dfs_fail(err, errlen, -EINVAL,
+				    "unknown container type '%s' (POSIX, HDF5, PYTHON, SPARK, DATABASE, ROOT, SEISMIC, "
+				    "METEO)",
+				    type);
+	if (oclass == NULL)
+		oclass = "SX";
+	if (!dbk_dfs_oclass_valid(oclass))
+		return dbk_dfs_fail(err, errlen, -EINVAL, "unknown object class '%s' (e.g. SX, S1, RP_2G1, EC_4P2G1)",
+				    oclass);
+	if (chunk_size == 0)
+		chunk_size = DBK_DFS_DEFAULT_CHUNK;
+	if (uuid) {
+		if (!is_uuid(uuid, u))
+			return dbk_dfs_fail(err, errlen, -EINVAL, "'%s' is not a UUID", uuid);
+	} else {
+		uuid_t g;
+		uuid_generate(g);
+		uuid_unparse_lower(g, u);
+	}
+	lk = lock_root(root, NULL, 0);
+	if (lk < 0) {
+		if (lk == -ENOENT)
+			return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found (no pools under %s)", pool, root);
+		return dbk_dfs_fail(err, errlen, lk, "cannot lock %s: %s", root, strerror(-lk));
+	}
+	rc = pool_find(root, pool, pool_dir, sizeof(pool_dir), &pinfo, err, errlen);
+	if (rc)
+		goto out;
+	if (cont_find(pool_dir, pool, label, found, sizeof(found), &cinfo, NULL, 0) == 0) {
+		rc = dbk_dfs_fail(err, errlen, -EEXIST, "container '%s' already exists in pool '%s' (uuid %s)", label,
+				  pool, cinfo.uuid);
+		goto out;
+	}
+	if (cont_find(pool_dir, pool, u, found, sizeof(found), &cinfo, NULL, 0) == 0) {
+		rc = dbk_dfs_fail(err, errlen, -EEXIST, "a container with uuid %s already exists in pool '%s'", u,
+				  pool);
+		goto out;
+	}
+	if (join(cdir, sizeof(cdir), pool_dir, "conts") != 0 || join(dir, sizeof(dir), cdir, u) != 0 ||
+	    snprintf(tmpdir, sizeof(tmpdir), "%s/.%s.creating", cdir, u) >= (int)sizeof(tmpdir) ||
+	    join(data, sizeof(data), tmpdir, "data") != 0) {
+		rc = dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+		goto out;
+	}
+	mkdir(cdir, 0755);
+	rm_rf(tmpdir);
+	if (mkdir(tmpdir, 0755) != 0 || mkdir(data, 0755) != 0) {
+		rc = -errno;
+		dbk_dfs_fail(err, errlen, rc, "cannot create container directory %s: %s", tmpdir, strerror(-rc));
+		goto cleanup;
+	}
+	j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "label", label, "uuid", u, "type", ntype, "oclass", oclass,
+		      "chunk_size", (json_int_t)chunk_size);
+	now_created(j);
+	rc = write_json_atomic(tmpdir, "cont.json", j);
+	json_decref(j);
+	if (rc) {
+		dbk_dfs_fail(err, errlen, rc, "cannot write container metadata: %s", strerror(-rc));
+		goto cleanup;
+	}
+	if (rename(tmpdir, dir) != 0) {
+		rc = -errno;
+		dbk_dfs_fail(err, errlen, rc, "cannot create container directory %s: %s", dir, strerror(-rc));
+		goto cleanup;
+	}
+	fsync_dir(cdir);
+	if (out)
+		cont_info_load(dir, out);
+	goto out;
+cleanup:
+	rm_rf(tmpdir);
+out:
+	unlock_root(lk);
+	return rc;
+}
+
+static int cmp_cont(const void *a, const void *b)
+{
+	return strcmp(((const struct dbk_dfs_cont_info *)a)->label, ((const struct dbk_dfs_cont_info *)b)->label);
+}
+
+int dbk_dfs_local_cont_list(const char *root, const char *pool, struct dbk_dfs_cont_info **infos, size_t *count,
+			    char *err, size_t errlen)
+{
+	char pool_dir[PATH_MAX], cdir[PATH_MAX], dir[PATH_MAX];
+	struct dbk_dfs_pool_info pinfo;
+	struct dbk_dfs_cont_info *arr = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d;
+	struct dirent *e;
+	int rc;
+
+	*infos = NULL;
+	*count = 0;
+	rc = pool_find(root, pool, pool_dir, sizeof(pool_dir), &pinfo, err, errlen);
+	if (rc)
+		return rc;
+	if (join(cdir, sizeof(cdir), pool_dir, "conts") != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	d = opendir(cdir);
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct dbk_dfs_cont_info info;
+		if (e->d_name[0] == '.' || join(dir, sizeof(dir), cdir, e->d_name) != 0 ||
+		    cont_info_load(dir, &info) != 0)
+			continue;
+		if (n == cap) {
+			struct dbk_dfs_cont_info *na = realloc(arr, (cap ? cap * 2 : 8) * sizeof(*arr));
+			if (na == NULL) {
+				free(arr);
+				closedir(d);
+				return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+			}
+			arr = na;
+			cap = cap ? cap * 2 : 8;
+		}
+		arr[n++] = info;
+	}
+	closedir(d);
+	if (n)
+		qsort(arr, n, sizeof(*arr), cmp_cont);
+	*infos = arr;
+	*count = n;
+	return 0;
+}
+
+int dbk_dfs_local_cont_query(const char *root, const char *pool, const char *cont, struct dbk_dfs_cont_info *out,
+			     char *err, size_t errlen)
+{
+	char pool_dir[PATH_MAX], dir[PATH_MAX];
+	struct dbk_dfs_pool_info pinfo;
+	int rc;
+
+	rc = pool_find(root, pool, pool_dir, sizeof(pool_dir), &pinfo, err, errlen);
+	if (rc)
+		return rc;
+	return cont_find(pool_dir, pool, cont, dir, sizeof(dir), out, err, errlen);
+}
+
+static int count_files(const char *cont_dir, size_t *n)
+{
+	char data[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+
+	*n = 0;
+	if (join(data, sizeof(data), cont_dir, "data") != 0)
+		return -ENAMETOOLONG;
+	d = opendir(data);
+	if (d == NULL)
+		return -errno;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			(*n)++;
+	closedir(d);
+	return 0;
+}
+
+int dbk_dfs_local_cont_destroy(const char *root, const char *pool, const char *cont, bool force, char *err,
+			       size_t errlen)
+{
+	char pool_dir[PATH_MAX], cdir[PATH_MAX], dir[PATH_MAX];
+	struct dbk_dfs_pool_info pinfo;
+	struct dbk_dfs_cont_info cinfo;
+	size_t nfiles = 0;
+	int lk, rc;
+
+	lk = lock_root(root, NULL, 0);
+	if (lk < 0)
+		return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found (no pools under %s)", pool, root);
+	rc = pool_find(root, pool, pool_dir, sizeof(pool_dir), &pinfo, err, errlen);
+	if (rc)
+		goto out;
+	rc = cont_find(pool_dir, pool, cont, dir, sizeof(dir), &cinfo, err, errlen);
+	if (rc)
+		goto out;
+	count_files(dir, &nfiles);
+	if (nfiles > 0 && !force) {
+		rc = dbk_dfs_fail(err, errlen, -ENOTEMPTY, "container '%s' holds %zu file(s); use --force to destroy it",
+				  cont, nfiles);
+		goto out;
+	}
+	if (join(cdir, sizeof(cdir), pool_dir, "conts") != 0) {
+		rc = dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+		goto out;
+	}
+	rc = remove_tree(cdir, dir, cinfo.uuid);
+	if (rc)
+		dbk_dfs_fail(err, errlen, rc, "cannot remove container '%s' (%s): %s", cont, dir, strerror(-rc));
+out:
+	unlock_root(lk);
+	return rc;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const struct dbk_dfs_file_info *)a)->name, ((const struct dbk_dfs_file_info *)b)->name);
+}
+
+int dbk_dfs_local_ls(const char *root, const char *pool, const char *cont, struct dbk_dfs_file_info **infos,
+		     size_t *count, char *err, size_t errlen)
+{
+	char pool_dir[PATH_MAX], dir[PATH_MAX], data[PATH_MAX];
+	struct dbk_dfs_pool_info pinfo;
+	struct dbk_dfs_cont_info cinfo;
+	struct dbk_dfs_file_info *arr = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d;
+	struct dirent *e;
+	int rc;
+
+	*infos = NULL;
+	*count = 0;
+	rc = pool_find(root, pool, pool_dir, sizeof(pool_dir), &pinfo, err, errlen);
+	if (rc)
+		return rc;
+	rc = cont_find(pool_dir, pool, cont, dir, sizeof(dir), &cinfo, err, errlen);
+	if (rc)
+		return rc;
+	if (join(data, sizeof(data), dir, "data") != 0)
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	d = opendir(data);
+	if (d == NULL)
+		return dbk_dfs_fail(err, errlen, -errno, "cannot read %s: %s", data, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (n == cap) {
+			struct dbk_dfs_file_info *na = realloc(arr, (cap ? cap * 2 : 8) * sizeof(*arr));
+			if (na == NULL) {
+				free(arr);
+				closedir(d);
+				return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+			}
+			arr = na;
+			cap = cap ? cap * 2 : 8;
+		}
+		snprintf(arr[n].name, sizeof(arr[n].name), "%s", e->d_name);
+		arr[n].size = (uint64_t)st.st_size;
+		arr[n].allocated = (uint64_t)st.st_blocks * 512;
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(arr, n, sizeof(*arr), cmp_file);
+	*infos = arr;
+	*count = n;
+	return 0;
+}
+
+/* ------------------------------------------------------ engine: setup calls */
+
+static int local_pool_connect(const char *pool, struct dbk_dfs_pool **out, char *err, size_t errlen)
+{
+	char root[PATH_MAX];
+	struct dbk_dfs_pool *p;
+	int rc;
+
+	rc = current_root(root, sizeof(root), err, errlen);
+	if (rc)
+		return rc;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+	rc = pool_find(root, pool, p->dir, sizeof(p->dir), &p->info, err, errlen);
+	if (rc == 0 && access(p->dir, R_OK | W_OK | X_OK) != 0) {
+		rc = -errno;
+		dbk_dfs_fail(err, errlen, rc, "cannot connect to pool '%s': %s", pool, strerror(-rc));
+	}
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+static int local_pool_disconnect(struct dbk_dfs_pool *pool)
+{
+	free(pool);
+	return 0;
+}
+
+static int local_cont_open(struct dbk_dfs_pool *pool, const char *cont, struct dbk_dfs_cont **out, char *err,
+			   size_t errlen)
+{
+	struct dbk_dfs_cont *c = calloc(1, sizeof(*c));
+	const char *pname = pool->info.label[0] ? pool->info.label : pool->info.uuid;
+	int rc;
+
+	if (c == NULL)
+		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+	rc = cont_find(pool->dir, pname, cont, c->dir, sizeof(c->dir), &c->info, err, errlen);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	snprintf(c->pool_label, sizeof(c->pool_label), "%s", pname);
+	*out = c;
+	return 0;
+}
+
+static int local_cont_close(struct dbk_dfs_cont *cont)
+{
+	free(cont);
+	return 0;
+}
+
+static int local_mount(struct dbk_dfs_pool *pool, struct dbk_dfs_cont *cont, struct dbk_dfs_fs **out, char *err,
+		       size_t errlen)
+{
+	char data[PATH_MAX];
+	struct dbk_dfs_fs *fs;
+	int rc;
+
+	(void)pool;
+	if (strcmp(cont->info.type, "POSIX") != 0)
+		return dbk_dfs_fail(err, errlen, -ENOTSUP, "container '%s' is type '%s', not POSIX", cont->info.label,
+				    cont->info.type);
+	fs = calloc(1, sizeof(*fs));
+	if (fs == NULL)
+		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+	if (join(data, sizeof(data), cont->dir, "data") != 0 ||
+	    join(fs->xattr_dir, sizeof(fs->xattr_dir), cont->dir, "xattrs") != 0) {
+		free(fs);
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+	}
+	fs->datafd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->datafd < 0) {
+		rc = -errno;
+		free(fs);
+		return dbk_dfs_fail(err, errlen, rc, "cannot mount container '%s' in pool '%s': %s: %s",
+				    cont->info.label, cont->pool_label, data, strerror(-rc));
+	}
+	*out = fs;
+	return 0;
+}
+
+static int local_umount(struct dbk_dfs_fs *fs)
+{
+	close(fs->datafd);
+	free(fs);
+	return 0;
+}
+
+static int local_file_open(struct dbk_dfs_fs *fs, const char *path, const struct dbk_dfs_file_opts *opts,
+			   struct dbk_dfs_file **out, char *err, size_t errlen)
+{
+	const char *name = path;
+	struct dbk_dfs_file *f;
+	int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
+	int rc;
+
+	if (name && name[0] == '/')
+		name++;
+	if (name == NULL || name[0] == '\0' || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+	    strlen(name) > 255)
+		return dbk_dfs_fail(err, errlen, -EINVAL, "path '%s' must be '/<file name>' at the container root",
+				    path ? path : "");
+	f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	if (snprintf(f->sidecar, sizeof(f->sidecar), "%s/%s.json", fs->xattr_dir, name) >= (int)sizeof(f->sidecar)) {
+		free(f);
+		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "path too long");
+	}
+	if (opts && opts->create)
+		flags |= O_CREAT;
+	f->fd = openat(fs->datafd, name, flags, 0600);
+	if (f->fd < 0) {
+		rc = -errno;
+		free(f);
+		if (rc == -ENOENT)
+			return dbk_dfs_fail(err, errlen, rc, "file '/%s' not found in the container", name);
+		return dbk_dfs_fail(err, errlen, rc, "cannot open file '/%s': %s", name, strerror(-rc));
+	}
+	*out = f;
+	return 0;
+}
+
+static int local_file_close(struct dbk_dfs_file *file)
+{
+	close(file->fd);
+	free(file);
+	return 0;
+}
+
+/* -------------------------------------------------------- engine: the ring */
+
+static int local_eq_create(uint32_t depth, struct dbk_dfs_eq **out, char *err, size_t errlen)
+{
+	struct dbk_dfs_eq *eq = calloc(1, sizeof(*eq));
+	int rc;
+
+	if (eq == NULL)
+		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
+	if (depth == 0)
+		depth = 256;
+	rc = io_uring_queue_init(depth, &eq->ring, 0);
+	if (rc < 0) {
+		free(eq);
+		return dbk_dfs_fail(err, errlen, rc, "cannot create an io_uring event queue: %s", strerror(-rc));
+	}
+	eq->depth = depth;
+	*out = eq;
+	return 0;
+}
+
+static int local_eq_destroy(struct dbk_dfs_eq *eq)
+{
+	if (eq->inflight)
+		return -EBUSY;
+	io_uring_queue_exit(&eq->ring);
+	free(eq);
+	return 0;
+}
+
+static uint32_t local_inflight(struct dbk_dfs_eq *eq)
+{
+	return eq->inflight;
+}
+
+/* Point l->rem at the part of the transfer not yet done (at most LOP_REM_IOV segments). */
+static void build_remainder(struct lop *l)
+{
+	uint64_t skip = l->done, left = l->total - l->done;
+	int n = 0;
+
+	for (int i = 0; i < l->iovcnt && left > 0 && n < LOP_REM_IOV; i++) {
+		size_t len = l->iov[i].iov_len;
+		char *base = l->iov[i].iov_base;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		base += skip;
+		len -= skip;
+		skip = 0;
+		if (len > left)
+			len = left;
+		l->rem[n].iov_base = base;
+		l->rem[n].iov_len = len;
+		left -= len;
+		n++;
+	}
+	l->nrem = n;
+}
+
+static void zero_remainder(struct lop *l)
+{
+	uint64_t skip = l->done;
+
+	for (int i = 0; i < l->iovcnt; i++) {
+		size_t len = l->iov[i].iov_len;
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		memset((char *)l->iov[i].iov_base + skip, 0, len - skip);
+		skip = 0;
+	}
+	l->done = l->total;
+}
+
+static int ring_queue(struct dbk_dfs_eq *eq, struct dbk_dfs_op *op)
+{
+	struct lop *l = lop_of(op);
+	struct io_uring_sqe *sqe;
+	int rc;
+
+	if (eq->inflight >= eq->depth)
+		return -EAGAIN;
+	sqe = io_uring_get_sqe(&eq->ring);
+	if (sqe == NULL)
+		return -EAGAIN;
+	switch (l->kind) {
+	case LOP_READ:
+	case LOP_WRITE:
+		if (l->done == 0) {
+			if (l->kind == LOP_READ)
+				io_uring_prep_readv(sqe, l->fd, l->iov, l->iovcnt, l->off);
+			else
+				io_uring_prep_writev(sqe, l->fd, l->iov, l->iovcnt, l->off);
+		} else {
+			build_remainder(l);
+			if (l->kind == LOP_READ)
+				io_uring_prep_readv(sqe, l->fd, l->rem, l->nrem, l->off + l->done);
+			else
+				io_uring_prep_writev(sqe, l->fd, l->rem, l->nrem, l->off + l->done);
+		}
+		break;
+	case LOP_FSYNC:
+		io_uring_prep_fsync(sqe, l->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case LOP_PUNCH:
+		io_uring_prep_fallocate(sqe, l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, l->off, l->total);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	rc = io_uring_submit(&eq->ring);
+	if (rc < 0)
+		return rc == -EBUSY ? -EAGAIN : rc;
+	eq->inflight++;
+	return 0;
+}
+
+static int start_rw(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, enum lop_kind kind, const struct iovec *iov,
+		    int iovcnt, uint64_t offset, struct dbk_dfs_op *op)
+{
+	struct lop *l = lop_of(op);
+
+	if (iovcnt <= 0 || iovcnt > DBK_DFS_MAX_IOV)
+		return -EINVAL;
+	memset(l, 0, offsetof(struct lop, rem));
+	l->kind = kind;
+	l->fd = file->fd;
+	l->iov = iov;
+	l->iovcnt = iovcnt;
+	l->off = offset;
+	for (int i = 0; i < iovcnt; i++)
+		l->total += iov[i].iov_len;
+	return ring_queue(eq, op);
+}
+
+static int local_readv(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, const struct iovec *iov, int iovcnt,
+		       uint64_t offset, struct dbk_dfs_op *op)
+{
+	return start_rw(eq, file, LOP_READ, iov, iovcnt, offset, op);
+}
+
+static int local_writev(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, const struct iovec *iov, int iovcnt,
+			uint64_t offset, struct dbk_dfs_op *op)
+{
+	return start_rw(eq, file, LOP_WRITE, iov, iovcnt, offset, op);
+}
+
+static int local_flush(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct dbk_dfs_op *op)
+{
+	struct lop *l = lop_of(op);
+
+	memset(l, 0, offsetof(struct lop, rem));
+	l->kind = LOP_FSYNC;
+	l->fd = file->fd;
+	return ring_queue(eq, op);
+}
+
+static int local_punch_async(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, uint64_t offset, uint64_t len,
+			     struct dbk_dfs_op *op)
+{
+	struct lop *l = lop_of(op);
+
+	memset(l, 0, offsetof(struct lop, rem));
+	l->kind = LOP_PUNCH;
+	l->fd = file->fd;
+	l->off = offset;
+	l->total = len;
+	return ring_queue(eq, op);
+}
+
+/* One completion: 1 if the op finished (callback run), 0 if resubmitted. */
+static void handle_cqe(struct dbk_dfs_eq *eq, struct dbk_dfs_op *op, int res)
+{
+	struct lop *l = lop_of(op);
+	int rc;
+
+	if (res == -EAGAIN || res == -EINTR)
+		goto resubmit;
+	if (res < 0) {
+		op->cb(op->cb_arg, res);
+		return;
+	}
+	if (l->kind == LOP_READ || l->kind == LOP_WRITE) {
+		l->done += (uint64_t)res;
+		if (l->done < l->total) {
+			if (res == 0) {
+				if (l->kind == LOP_WRITE) {
+					op->cb(op->cb_arg, -ENOSPC);
+					return;
+				}
+				zero_remainder(l); /* past the end of the file: zeros */
+			} else {
+				goto resubmit;
+			}
+		}
+	}
+	op->cb(op->cb_arg, 0);
+	return;
+resubmit:
+	rc = ring_queue(eq, op);
+	if (rc != 0)
+		op->cb(op->cb_arg, rc == -EAGAIN ? -EIO : rc);
+}
+
+static int local_poll(struct dbk_dfs_eq *eq, int max)
+{
+	struct io_uring_cqe *cqe;
+	int n = 0;
+
+	while (n < max && io_uring_peek_cqe(&eq->ring, &cqe) == 0) {
+		struct dbk_dfs_op *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&eq->ring, cqe);
+		eq->inflight--;
+		handle_cqe(eq, op, res);
+		n++;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------ engine: blocking */
+
+static int local_punch(struct dbk_dfs_file *file, uint64_t offset, uint64_t len)
+{
+	if (len == 0)
+		return 0;
+	if (fallocate(file->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)len) != 0)
+		return -errno;
+	return 0;
+}
+
+static int local_get_size(struct dbk_dfs_file *file, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(file->fd, &st) != 0)
+		return -errno;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int local_set_size(struct dbk_dfs_file *file, uint64_t size)
+{
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (ftruncate(file->fd, (off_t)size) != 0)
+		return -errno;
+	return 0;
+}
+
+static bool no_xattr_support(int e)
+{
+	return e == ENOTSUP || e == EOPNOTSUPP || e == EPERM;
+}
+
+static json_t *sidecar_load(struct dbk_dfs_file *file)
+{
+	json_error_t jerr;
+	json_t *j = json_load_file(file->sidecar, 0, &jerr);
+
+	return json_is_object(j) ? j : (json_decref(j), json_object());
+}
+
+static int local_getxattr(struct dbk_dfs_file *file, const char *name, void *buf, size_t *len)
+{
+	ssize_t n = fgetxattr(file->fd, name, buf, *len);
+	json_t *j, *v;
+	const char *hex;
+	size_t hl;
+
+	if (n >= 0) {
+		*len = (size_t)n;
+		return 0;
+	}
+	if (errno == ENODATA) {
+		/* maybe written to the sidecar earlier */
+		if (access(file->sidecar, F_OK) != 0)
+			return -ENODATA;
+	} else if (!no_xattr_support(errno)) {
+		return -errno;
+	}
+	j = sidecar_load(file);
+	v = json_object_get(j, name);
+	hex = json_string_value(v);
+	if (hex == NULL) {
+		json_decref(j);
+		return -ENODATA;
+	}
+	hl = strlen(hex) / 2;
+	if (hl > *len) {
+		json_decref(j);
+		return -ERANGE;
+	}
+	for (size_t i = 0; i < hl; i++) {
+		unsigned x;
+		sscanf(hex + 2 * i, "%2x", &x);
+		((unsigned char *)buf)[i] = (unsigned char)x;
+	}
+	*len = hl;
+	json_decref(j);
+	return 0;
+}
+
+static int local_setxattr(struct dbk_dfs_file *file, const char *name, const void *val, size_t len)
+{
+	char dir[PATH_MAX];
+	char *hex, *slash;
+	json_t *j;
+	int rc;
+
+	if (fsetxattr(file->fd, name, val, len, 0) == 0)
+		return 0;
+	if (!no_xattr_support(errno))
+		return -errno;
+	/* no user xattrs here: a sidecar json next to the namespace */
+	snprintf(dir, sizeof(dir), "%s", file->sidecar);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return -EINVAL;
+	*slash = '\0';
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	hex = malloc(len * 2 + 1);
+	if (hex == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++)
+		sprintf(hex + 2 * i, "%02x", ((const unsigned char *)val)[i]);
+	hex[len * 2] = '\0';
+	j = sidecar_load(file);
+	json_object_set_new(j, name, json_string(hex));
+	free(hex);
+	rc = write_json_atomic(dir, slash + 1, j);
+	json_decref(j);
+	return rc;
+}
+
+const struct dbk_dfs_engine dbk_dfs_engine_local = {
+	.name = "local",
+	.op_priv_size = sizeof(struct lop),
+	.volatile_cache = true,
+	.init = local_init,
+	.fini = local_fini,
+	.pool_connect = local_pool_connect,
+	.pool_disconnect = local_pool_disconnect,
+	.cont_open = local_cont_open,
+	.cont_close = local_cont_close,
+	.mount = local_mount,
+	.umount = local_umount,
+	.file_open = local_file_open,
+	.file_close = local_file_close,
+	.eq_create = local_eq_create,
+	.eq_destroy = local_eq_destroy,
+	.readv = local_readv,
+	.writev = local_writev,
+	.flush = local_flush,
+	.punch_async = local_punch_async,
+	.poll = local_poll,
+	.inflight = local_inflight,
+	.punch = local_punch,
+	.get_size = local_get_size,
+	.set_size = local_set_size,
+	.getxattr = local_getxattr,
+	.setxattr = local_setxattr,
+};
