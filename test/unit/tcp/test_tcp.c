@@ -1364,6 +1364,130 @@ static void test_hpda(void **state)
 	host_close(&h);
 }
 
+static uint32_t g_rng = 12345;
+static uint32_t rnd(void)
+{
+	g_rng = g_rng * 1103515245u + 12345u;
+	return g_rng >> 8;
+}
+
+static void send_tolerant(int fd, const uint8_t *p, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Valid streams with a few random bytes changed, sent in random pieces: the target never crashes,
+ * leaks or hangs (ASan/UBSan builds check the memory side), and still serves a clean session after. */
+static void test_fuzz_mutations(void **state)
+{
+	(void)state;
+	static uint8_t stream[65536];
+	static uint8_t data[20000];
+	fill_pattern(data, sizeof(data), 13);
+	for (int iter = 0; iter < 300; iter++) {
+		struct host h;
+		host_connect(&h);
+		struct timeval tv = {.tv_usec = 20000};
+		setsockopt(h.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		uint8_t dgst = (uint8_t)(rnd() & 3);
+		size_t n = 0;
+		build_icreq(stream, dgst, 0);
+		n += 128;
+		h.hd = dgst & 1;
+		h.dd = dgst & 2;
+		struct nvmf_connect_cmd cc;
+		memset(&cc, 0, sizeof(cc));
+		cc.opc = NVME_OPC_FABRIC;
+		cc.cid = 1;
+		cc.fctype = NVMF_FCTYPE_CONNECT;
+		cc.sgl1.type = NVME_SGL_TYPE_DATA_BLOCK;
+		cc.sgl1.subtype = NVME_SGL_SUBTYPE_OFFSET;
+		cc.sgl1.length = 1024;
+		cc.qid = (uint16_t)(rnd() & 1);
+		cc.sqsize = 31;
+		cc.cattr = (uint8_t)(rnd() & 4);
+		struct nvmf_connect_data d;
+		memset(&d, 0, sizeof(d));
+		n += build_capsule(&h, stream + n, (const struct nvme_cmd *)&cc, &d, sizeof(d));
+		struct nvme_cmd c;
+		make_cmd(&c, NVME_OPC_WRITE, 2, 8, 2048, true);
+		n += build_capsule(&h, stream + n, &c, data, 2048);
+		make_cmd(&c, NVME_OPC_READ, 4, 8, 30000, false);
+		n += build_capsule(&h, stream + n, &c, NULL, 0);
+		make_cmd(&c, OPC_HOLD, 5, 0, 0, false);
+		n += build_capsule(&h, stream + n, &c, NULL, 0);
+		make_cmd(&c, NVME_OPC_FLUSH, 6, 0, 0, false);
+		n += build_capsule(&h, stream + n, &c, NULL, 0);
+		/* Last: an R2T write whose H2CData may or may not guess the transfer tag. */
+		make_cmd(&c, NVME_OPC_WRITE, 3, 64, sizeof(data), false);
+		n += build_capsule(&h, stream + n, &c, NULL, 0);
+		size_t h2c_at = n;
+		n += build_h2c(&h, stream + n, 3, (uint16_t)(rnd() % 4), 0, data, sizeof(data), true);
+		int muts = 1 + (int)(rnd() % 4);
+		size_t lo = (rnd() % 8) == 0 ? 0 : 128;
+		for (int m = 0; m < muts; m++)
+			stream[lo + rnd() % (h2c_at + 64 - lo)] ^= (uint8_t)(1u << (rnd() % 8));
+		size_t off = 0;
+		while (off < n) {
+			size_t k = 1 + rnd() % 3000;
+			if (off < h2c_at && off + k > h2c_at)
+				k = h2c_at - off;
+			if (k > n - off)
+				k = n - off;
+			send_tolerant(h.fd, stream + off, k);
+			off += k;
+			if (off == h2c_at)
+				usleep(2000);
+		}
+		/* Drain whatever the target answered, briefly. */
+		while (recv(h.fd, g_rx, sizeof(g_rx), 0) > 0)
+			;
+		host_close(&h);
+	}
+	wait_no_qpairs();
+	on_reactor(release_held, NULL);
+	struct host h;
+	host_session(&h, 3);
+	host_read(&h, 9, 0, 4096, false);
+	host_close(&h);
+}
+
+/* Random garbage after a valid ICReq. */
+static void test_fuzz_garbage(void **state)
+{
+	(void)state;
+	static uint8_t junk[16384];
+	for (int iter = 0; iter < 200; iter++) {
+		struct host h;
+		host_connect(&h);
+		host_ic(&h, (uint8_t)(iter & 3));
+		struct timeval tv = {.tv_usec = 20000};
+		setsockopt(h.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		size_t n = 1 + rnd() % sizeof(junk);
+		for (size_t i = 0; i < n; i++)
+			junk[i] = (uint8_t)rnd();
+		/* Sometimes a plausible type/hlen so that deeper states are reached. */
+		if (iter & 1) {
+			static const uint8_t types[] = {NVME_TCP_PDU_CAPSULE_CMD, NVME_TCP_PDU_H2C_DATA};
+			junk[0] = types[rnd() & 1];
+			junk[2] = junk[0] == NVME_TCP_PDU_CAPSULE_CMD ? 72 : 24;
+			junk[1] &= 0x0F;
+		}
+		send_tolerant(h.fd, junk, n);
+		while (recv(h.fd, g_rx, sizeof(g_rx), 0) > 0)
+			;
+		host_close(&h);
+	}
+	wait_no_qpairs();
+	on_reactor(release_held, NULL);
+}
+
 /* Pool of 16 x 64 KiB buffers: 4 x 256 KiB reads need 16, the rest wait and resume. */
 static void test_buffer_wait(void **state)
 {
@@ -1509,6 +1633,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_buffer_wait, setup_small_pool, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_recv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hpda, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuzz_mutations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fuzz_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_bad_opts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
 	};
