@@ -47,7 +47,7 @@ static void send_or_die(struct dbk_thread *t, dbk_msg_fn fn, void *arg)
 bool nvmf_ctrlr_vwc_present(const struct dbk_nvmf_subsystem *s)
 {
 	for (uint32_t i = 0; i < s->max_namespaces; i++)
-		if (s->ns[i] && !s->ns[i]->removing && dbk_bdev_has_write_cache(s->ns[i]->bdev))
+		if (nvmf_ns_active(s->ns[i]) && dbk_bdev_has_write_cache(s->ns[i]->bdev))
 			return true;
 	return false;
 }
@@ -88,6 +88,11 @@ static uint32_t invalid_param(uint16_t ipo, bool in_data)
 }
 
 static int ka_poll(void *arg);
+
+static uint64_t ka_period_us(uint32_t kato_ms)
+{
+	return (uint64_t)(kato_ms < 1000 ? kato_ms : 1000) * 1000;
+}
 void nvmf_ctrlr_disconnect_qpairs_local(struct dbk_nvmf_ctrlr *ctrlr, bool admin_too);
 
 static void admin_connected_msg(void *arg)
@@ -99,7 +104,7 @@ static void admin_connected_msg(void *arg)
 	q->ctrlr = ctrlr;
 	ctrlr->last_ka_ns = dbk_get_ns();
 	if (ctrlr->kato_ms)
-		ctrlr->ka_poller = dbk_poller_register(ka_poll, ctrlr, (uint64_t)ctrlr->kato_ms * 1000, "nvmf_ka");
+		ctrlr->ka_poller = dbk_poller_register(ka_poll, ctrlr, ka_period_us(ctrlr->kato_ms), "nvmf_ka");
 	q->group->admin_qpairs++;
 	q->group->current_admin_qpairs++;
 	DBK_INFOLOG("%s: controller %u created for %s (qpair %lu)", ctrlr->subsys->nqn, ctrlr->cntlid,
@@ -448,7 +453,8 @@ static int ka_poll(void *arg)
 
 	if (ctrlr->kato_ms == 0 || ctrlr->destroying || ctrlr->admin_gone)
 		return DBK_POLLER_IDLE;
-	if (now - ctrlr->last_ka_ns <= (uint64_t)ctrlr->kato_ms * 1000000ull)
+	/* expiry granularity is KAS (1 s): allow that much slack for the host's timer */
+	if (now - ctrlr->last_ka_ns <= ((uint64_t)ctrlr->kato_ms + DBK_NVMF_KAS_100MS * 100ull) * 1000000ull)
 		return DBK_POLLER_IDLE;
 	DBK_NOTICELOG("%s: controller %u (host %s): keep-alive timeout (%u ms) expired, disconnecting",
 		      ctrlr->subsys->nqn, ctrlr->cntlid, ctrlr->hostnqn, ctrlr->kato_ms);
@@ -819,7 +825,7 @@ static void identify_on_main(void *arg)
 			goto done;
 		}
 		ns = s->ns[nsid - 1];
-		if (ns && ns->removing)
+		if (!nvmf_ns_active(ns))
 			ns = NULL;
 		if (cns == NVME_ID_CNS_NS) {
 			if (ns)
@@ -832,6 +838,23 @@ static void identify_on_main(void *arg)
 			ns_descs(ns, b);
 		}
 		break;
+	case NVME_ID_CNS_CS_CTRLR:
+		/* I/O command set specific controller data: NVM (CSI 0) has no limits to report */
+		if ((req->cmd->cdw11 >> 24) != 0 || s->discovery) {
+			nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+			goto done;
+		}
+		break;
+	case NVME_ID_CNS_CS_NS:
+		if ((req->cmd->cdw11 >> 24) != 0 || s->discovery) {
+			nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+			goto done;
+		}
+		if (nsid == 0 || nsid > s->max_namespaces || !nvmf_ns_active(s->ns[nsid - 1])) {
+			nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_NAMESPACE_OR_FORMAT);
+			goto done;
+		}
+		break;	/* NVM: all fields zero */
 	case NVME_ID_CNS_ACTIVE_NS_LIST: {
 		uint32_t n = 0;
 
@@ -840,7 +863,7 @@ static void identify_on_main(void *arg)
 			goto done;
 		}
 		for (uint32_t i = nsid; i < s->max_namespaces && n < 1024; i++) {
-			if (s->ns[i] && !s->ns[i]->removing)
+			if (nvmf_ns_active(s->ns[i]))
 				put32(b, 4 * n++, i + 1);
 		}
 		break;
@@ -1058,7 +1081,7 @@ static void set_features(struct dbk_nvmf_request *req)
 		ctrlr->last_ka_ns = dbk_get_ns();
 		dbk_poller_unregister(&ctrlr->ka_poller);
 		if (v)
-			ctrlr->ka_poller = dbk_poller_register(ka_poll, ctrlr, (uint64_t)v * 1000, "nvmf_ka");
+			ctrlr->ka_poller = dbk_poller_register(ka_poll, ctrlr, ka_period_us(v), "nvmf_ka");
 		break;
 	case NVME_FEAT_HOST_IDENTIFIER:
 		complete_status(req, NVME_SCT_GENERIC, NVME_SC_COMMAND_SEQUENCE_ERROR);

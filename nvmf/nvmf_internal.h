@@ -135,8 +135,14 @@ struct nvmf_ns {
 	uint8_t eui64[8];
 	uuid_t uuid;
 	bool has_eui64;
+	bool attached;	/* every poll group has its channel: visible to hosts */
 	bool removing;
 };
+
+static inline bool nvmf_ns_active(const struct nvmf_ns *ns)
+{
+	return ns && ns->attached && !ns->removing;
+}
 
 /* One poll group's view of one namespace (owned by that group's reactor). */
 struct nvmf_pg_ns {

@@ -563,6 +563,7 @@ static void ns_attach_done(void *arg)
 		free(op);
 		return;
 	}
+	ns->attached = true;
 	DBK_INFOLOG("%s: namespace %u = bdev %s", s->nqn, ns->nsid, dbk_bdev_get_name(ns->bdev));
 	if (!ns->removing && !s->deleting)
 		notify_ns_changed(s, ns->nsid);

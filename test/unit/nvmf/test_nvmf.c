@@ -1005,6 +1005,11 @@ static void test_namespaces_and_io(void **state)
 	assert_int_equal(identify(a, 3, 1, id), 0);
 	assert_int_equal(id[0], 2);
 	assert_int_equal(identify(a, 3, 2, id), ST(0, NVME_SC_INVALID_NAMESPACE_OR_FORMAT));
+	/* I/O command set specific (NVM): Linux asks for CNS 6 and must not fail */
+	assert_int_equal(identify(a, 6, 0, id), 0);
+	assert_int_equal(le64(id, 0), 0);
+	assert_int_equal(identify(a, 5, 1, id), 0);
+	assert_int_equal(identify(a, 5, 2, id), ST(0, NVME_SC_INVALID_NAMESPACE_OR_FORMAT));
 
 	/* write / read back / compare */
 	for (size_t i = 0; i < sizeof(wbuf); i++)
