@@ -19,6 +19,7 @@
 #ifndef DBK_NVMF_NVMF_INTERNAL_H
 #define DBK_NVMF_NVMF_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -263,7 +264,7 @@ struct nvmf_tgt {
 	uint64_t genctr;
 	uint32_t rr_next;
 	uint64_t next_qpair_id;
-	int live_qpairs;	/* atomic */
+	atomic_int live_qpairs;	/* qpairs handed to the core and not yet finished */
 };
 extern struct nvmf_tgt g_nvmf_tgt;
 

@@ -368,7 +368,7 @@ static void qpair_release(struct dbk_nvmf_qpair *q)
 		nvmf_qpair_list_remove(g, q);
 	free(q->core_ctx);
 	q->core_ctx = NULL;
-	atomic_fetch_sub_explicit((_Atomic int *)&g_nvmf_tgt.live_qpairs, 1, memory_order_acq_rel);
+	atomic_fetch_sub_explicit(&g_nvmf_tgt.live_qpairs, 1, memory_order_acq_rel);
 	q->transport->ops->qpair_fini(q);
 }
 
@@ -388,7 +388,9 @@ static void qpair_add_msg(void *arg)
 	rc = q->transport->ops->poll_group_add(q->tgroup, q);
 	if (rc) {
 		DBK_ERRLOG("poll_group_add failed: %d", rc);
-		qpair_release(q);
+		/* if the transport already started a disconnect, that path finishes it */
+		if (q->core_state == NVMF_QPAIR_ACTIVE)
+			qpair_release(q);
 	}
 }
 
@@ -397,7 +399,7 @@ void dbk_nvmf_tgt_new_qpair(struct dbk_nvmf_qpair *q)
 	struct dbk_nvmf_poll_group *g;
 	int tidx;
 
-	atomic_fetch_add_explicit((_Atomic int *)&g_nvmf_tgt.live_qpairs, 1, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&g_nvmf_tgt.live_qpairs, 1, memory_order_acq_rel);
 	q->core_state = NVMF_QPAIR_UNINIT;
 	q->core_outstanding = 0;
 	q->core_next = NULL;
@@ -634,7 +636,7 @@ static int fini_wait_qpairs(void *arg)
 {
 	struct fini_ctx *f = arg;
 
-	if (atomic_load_explicit((_Atomic int *)&g_nvmf_tgt.live_qpairs, memory_order_acquire) > 0)
+	if (atomic_load_explicit(&g_nvmf_tgt.live_qpairs, memory_order_acquire) > 0)
 		return DBK_POLLER_IDLE;
 	dbk_poller_unregister(&f->poller);
 	nvmf_subsystems_destroy_all(fini_subsystems_gone, f);
