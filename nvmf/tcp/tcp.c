@@ -1374,7 +1374,8 @@ static int tcp_poll_group_add(struct dbk_nvmf_transport_poll_group *pg, struct d
 	c->reqs = calloc(c->nreqs, sizeof(*c->reqs));
 	c->rbuf = malloc(TCP_RBUF_SIZE);
 	c->icd_mem_len = (size_t)c->nreqs * tt->icd_buf_size;
-	c->icd_mem = mmap(NULL, c->icd_mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	c->icd_mem = mmap(NULL, c->icd_mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			   -1, 0);
 	if (c->icd_mem == MAP_FAILED)
 		c->icd_mem = NULL;
 	if (c->reqs == NULL || c->rbuf == NULL || c->icd_mem == NULL)
