@@ -321,18 +321,6 @@ static void stop_fn(struct call *c)
 	dbk_reactors_stop();
 }
 
-static int group_teardown(void **state)
-{
-	struct call c = {0};
-
-	(void)state;
-	run_main(fini_fn, &c);
-	run_main(stop_fn, &c);
-	pthread_join(g_reactor_thread, NULL);
-	dbk_reactors_fini();
-	return 0;
-}
-
 /* -------------------------------------------------------- registry helpers */
 
 static void create_subsys_fn(struct call *c)
@@ -1616,6 +1604,39 @@ static void test_rpc(void **state)
 	assert_int_equal(rpc("nvmf_delete_subsystem", p, NULL), 0);
 	assert_int_equal(rpc("nvmf_delete_subsystem", p, NULL), -ENOENT);
 	malloc_delete("nvmf_r0");
+}
+
+static int group_teardown(void **state)
+{
+	struct call c = {0};
+	struct tq *a, *q;
+	struct nvme_cmd aer;
+	uint16_t cntlid;
+
+	(void)state;
+	/* the target stops with a live controller, a held AER and a namespace */
+	malloc_create("nvmf_fini0", 64, 512);
+	assert_int_equal(create_subsys("nqn.2016-06.io.spdk:fini", true), 0);
+	assert_int_equal(add_ns("nqn.2016-06.io.spdk:fini", "nvmf_fini0", 0), 1);
+	assert_int_equal(listener("nqn.2016-06.io.spdk:fini", "10.9.9.9", "4420", true), 0);
+	cntlid = admin_connect(&a, "nqn.2016-06.io.spdk:fini", HOSTNQN, 10000);
+	q = io_connect(cntlid, "nqn.2016-06.io.spdk:fini", 1);
+	memset(&aer, 0, sizeof(aer));
+	aer.opc = NVME_OPC_ASYNC_EVENT_REQUEST;
+	submit(a, 1, &aer, DBK_NVMF_XFER_NONE, NULL, 0);
+	int stops = atomic_load(&g_stop_listens);
+
+	run_main(fini_fn, &c);
+	assert_int_equal(atomic_load(&a->nfini), 1);
+	assert_int_equal(atomic_load(&q->nfini), 1);
+	assert_int_equal(atomic_load(&a->reqs[1].ncompl), 1);
+	assert_int_equal(atomic_load(&g_stop_listens) - stops, 1);
+	free(a);
+	free(q);
+	run_main(stop_fn, &c);
+	pthread_join(g_reactor_thread, NULL);
+	dbk_reactors_fini();
+	return 0;
 }
 
 int main(void)
