@@ -549,11 +549,12 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 	const struct nvme_sgl_desc *sgl = &cmd->sgl1;
 	uint32_t len = sgl->length;
 
-	if (dir == 3) {
-		req_fail(r, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+	if (dir == 3 && (len || icd_len)) {
+		/* Bidirectional data transfers: no supported command has one. */
+		req_fail(r, NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE);
 		return;
 	}
-	if (dir == 0 || len == 0) {
+	if (dir == 0 || dir == 3 || len == 0) {
 		if (icd_len) {
 			req_fail(r, NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID);
 			return;
@@ -907,6 +908,13 @@ static void rx_capsule(struct tcp_conn *c)
 		r->cid_owned = true;
 	}
 	if (c->data_len) {
+		const struct nvme_sgl_desc *sgl = &r->cmd.sgl1;
+		if (sgl->type == NVME_SGL_TYPE_DATA_BLOCK && sgl->subtype == NVME_SGL_SUBTYPE_OFFSET &&
+		    c->data_len > sgl->length) {
+			/* In-capsule data beyond what the command describes. */
+			conn_fatal(c, NVME_TCP_FES_DATA_TRANSFER_OUT_OF_RANGE, offsetof(struct nvme_tcp_common_hdr, plen));
+			return;
+		}
 		c->icd_iov.iov_base = r->icd;
 		c->icd_iov.iov_len = c->data_len;
 		c->diov = &c->icd_iov;

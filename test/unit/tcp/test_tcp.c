@@ -1031,10 +1031,17 @@ static void test_capsule_length_errors(void **state)
 	host_session(&h, 0);
 	int execs = H.execs;
 
-	/* In-capsule data beyond the SGL's length. */
-	make_cmd(&c, NVME_OPC_WRITE, 40, 0, 512, true);
-	host_capsule(&h, &c, data, 1024);
-	expect_rsp(&h, 40, ST(NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID) | NVME_STATUS_DNR);
+	/* Bidirectional opcode without data: up to the core; with data: Invalid Opcode without exec. */
+	make_cmd(&c, 0xC3, 39, 0, 0, false);
+	host_capsule(&h, &c, NULL, 0);
+	expect_rsp(&h, 39, ST(NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE) | NVME_STATUS_DNR);
+	assert_int_equal(H.execs, execs + 1);
+	assert_int_equal(H.last_opc, 0xC3);
+	assert_int_equal(H.last_xfer, DBK_NVMF_XFER_NONE);
+	execs = H.execs;
+	make_cmd(&c, 0xC3, 40, 0, 4096, false);
+	host_capsule(&h, &c, NULL, 0);
+	expect_rsp(&h, 40, ST(NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE) | NVME_STATUS_DNR);
 	/* SGL says in-capsule but less data present. */
 	make_cmd(&c, NVME_OPC_WRITE, 41, 0, 2048, true);
 	host_capsule(&h, &c, data, 1024);
@@ -1074,6 +1081,14 @@ static void test_capsule_length_errors(void **state)
 	n = build_capsule(&h, g_tx, &c, data, 4100);
 	host_send(&h, g_tx, n);
 	expect_term(&h, NVME_TCP_FES_DATA_TRANSFER_LIMIT_EXCEEDED, 4, g_tx, 8);
+	host_close(&h);
+
+	/* In-capsule data beyond the SGL's length: fatal (data beyond the declared length). */
+	host_session(&h, 0);
+	make_cmd(&c, NVME_OPC_WRITE, 50, 0, 512, true);
+	n = build_capsule(&h, g_tx, &c, data, 1024);
+	host_send(&h, g_tx, n);
+	expect_term(&h, NVME_TCP_FES_DATA_TRANSFER_OUT_OF_RANGE, 4, g_tx, 72);
 	host_close(&h);
 
 	/* Bad pdo / plen. */
