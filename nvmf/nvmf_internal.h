@@ -93,6 +93,8 @@ int dbk_nvmf_subsystem_add_listener(struct dbk_nvmf_subsystem *s, const struct d
 				    char *err, size_t errlen);
 int dbk_nvmf_subsystem_remove_listener(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr,
 				       char *err, size_t errlen);
+bool dbk_nvmf_subsystem_has_listener(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr,
+				     char *err, size_t errlen);
 int dbk_nvmf_subsystem_add_host(struct dbk_nvmf_subsystem *s, const char *hostnqn, char *err, size_t errlen);
 int dbk_nvmf_subsystem_remove_host(struct dbk_nvmf_subsystem *s, const char *hostnqn, char *err, size_t errlen);
 int dbk_nvmf_subsystem_set_allow_any_host(struct dbk_nvmf_subsystem *s, bool allow, char *err, size_t errlen);

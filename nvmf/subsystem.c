@@ -409,6 +409,16 @@ int dbk_nvmf_subsystem_add_listener(struct dbk_nvmf_subsystem *s, const struct d
 	return 0;
 }
 
+bool dbk_nvmf_subsystem_has_listener(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr,
+				     char *err, size_t errlen)
+{
+	for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next)
+		if (nvmf_listen_addr_equal(&sl->listener->addr, addr))
+			return true;
+	snprintf(err, errlen, "%s has no listener on %s %s:%s", s->nqn, addr->trtype, addr->traddr, addr->trsvcid);
+	return false;
+}
+
 int dbk_nvmf_subsystem_remove_listener(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr,
 				       char *err, size_t errlen)
 {

@@ -431,9 +431,28 @@ static void rpc_nvmf_subsystem_listener_set_ana_state(struct dbk_rpc_request *re
 {
 	struct listener_params p = {0};
 
+	struct dbk_nvmf_listen_addr a;
+	struct dbk_nvmf_subsystem *s;
+	char err[512];
+
 	if (!dbk_rpc_decode_params(req, params, listener_fields, DBK_COUNTOF(listener_fields), &p))
 		return;
-	dbk_rpc_send_error(req, -ENOTSUP, "ANA reporting is not supported");
+	if (!tgt_ready(req) || !(s = find_subsys(req, p.nqn)) || !parse_listen_addr(req, &p.la, &a))
+		goto out;
+	if (!p.ana_state) {
+		dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "missing required parameter 'ana_state'");
+	} else if (strcmp(p.ana_state, "optimized") != 0 && strcmp(p.ana_state, "non_optimized") != 0 &&
+		   strcmp(p.ana_state, "inaccessible") != 0) {
+		dbk_rpc_send_error(req, -EINVAL, "invalid ana_state '%s' (optimized, non_optimized, inaccessible)",
+				   p.ana_state);
+	} else if (!dbk_nvmf_subsystem_has_listener(s, &a, err, sizeof(err))) {
+		dbk_rpc_send_error(req, -ENOENT, "%s", err);
+	} else if (strcmp(p.ana_state, "optimized") != 0) {
+		dbk_rpc_send_error(req, -ENOTSUP, "ANA reporting is not supported: every listener is optimized");
+	} else {
+		dbk_rpc_send_bool(req, true);
+	}
+out:
 	dbk_json_free_object(listener_fields, DBK_COUNTOF(listener_fields), &p);
 }
 

@@ -1041,6 +1041,22 @@ static void test_namespaces_and_io(void **state)
 		assert_int_equal(do_cmd(q, &cmd, DBK_NVMF_XFER_HOST_TO_CTRLR, r, 16, NULL),
 				 ST(0, NVME_SC_DATA_SGL_LENGTH_INVALID));
 	}
+	/* SMART / health: host commands and data units from the bdevs' statistics */
+	assert_int_equal(get_log(a, NVME_LOG_HEALTH, 0, 512, id), 0);
+	assert_int_equal(id[3], 100);
+	assert_true(le64(id, 64) >= 3);		/* host read commands */
+	assert_true(le64(id, 80) >= 2);		/* host write commands */
+	assert_true(le64(id, 48) >= 1);		/* data units written */
+	{
+		struct nvme_cmd cmd;
+
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.opc = NVME_OPC_GET_LOG_PAGE;
+		cmd.nsid = 5;
+		cmd.cdw10 = NVME_LOG_HEALTH | (127u << 16);
+		assert_int_equal(do_cmd(a, &cmd, DBK_NVMF_XFER_CTRLR_TO_HOST, id, 512, NULL), 0);
+		assert_int_equal(le64(id, 80), 1);	/* one write went to namespace 5 */
+	}
 	/* errors */
 	assert_int_equal(io(q, NVME_OPC_READ, 1, 1020, 8, rbuf, 4096), ST(0, NVME_SC_LBA_OUT_OF_RANGE));
 	assert_int_equal(io(q, NVME_OPC_READ, 1, 1ull << 40, 1, rbuf, 512), ST(0, NVME_SC_LBA_OUT_OF_RANGE));
@@ -1587,6 +1603,14 @@ static void test_rpc(void **state)
 										      "method"))));
 	json_decref(c.result);
 
+	snprintf(p, sizeof(p),
+		 "{%s, \"ana_state\":\"optimized\", \"listen_address\":{\"trtype\":\"TEST\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"4420\"}}",
+		 n);
+	assert_int_equal(rpc("nvmf_subsystem_listener_set_ana_state", p, NULL), 0);
+	snprintf(p, sizeof(p),
+		 "{%s, \"ana_state\":\"optimized\", \"listen_address\":{\"trtype\":\"TEST\",\"traddr\":\"127.0.0.2\",\"trsvcid\":\"4420\"}}",
+		 n);
+	assert_int_equal(rpc("nvmf_subsystem_listener_set_ana_state", p, NULL), -ENOENT);
 	snprintf(p, sizeof(p), "{%s, \"host\":\"%s\"}", n, HOSTNQN);
 	assert_int_equal(rpc("nvmf_subsystem_remove_host", p, NULL), 0);
 	assert_true(wait_until(&a->nfini, 1));	/* its controller was disconnected */
