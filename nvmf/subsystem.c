@@ -409,6 +409,50 @@ int dbk_nvmf_subsystem_add_listener(struct dbk_nvmf_subsystem *s, const struct d
 	return 0;
 }
 
+struct listener_disc_ctx {
+	struct dbk_nvmf_subsystem *s;
+	struct dbk_nvmf_listen_addr addr;
+};
+
+/* On each poll group: disconnect the subsystem's qpairs that came in through addr. */
+static void listener_disc_msg(void *arg)
+{
+	struct listener_disc_ctx *c = arg;
+	struct dbk_nvmf_poll_group *g = nvmf_group_of_thread();
+
+	if (!g)
+		return;
+	for (struct dbk_nvmf_qpair *q = g->qpairs, *next; q; q = next) {
+		struct dbk_nvmf_listen_addr a;
+
+		next = q->core_next;
+		memset(&a, 0, sizeof(a));
+		if (!q->ctrlr || q->ctrlr->subsys != c->s || !q->transport->ops->qpair_get_local_addr ||
+		    q->transport->ops->qpair_get_local_addr(q, &a) != 0)
+			continue;
+		if (strcasecmp(a.trtype, c->addr.trtype) == 0 && strcmp(a.traddr, c->addr.traddr) == 0 &&
+		    strcmp(a.trsvcid, c->addr.trsvcid) == 0)
+			dbk_nvmf_qpair_disconnect(q);
+	}
+}
+
+static void listener_disc_done(void *arg)
+{
+	free(arg);
+}
+
+static void disconnect_listener_qpairs(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr)
+{
+	struct listener_disc_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return;
+	c->s = s;
+	c->addr = *addr;
+	if (dbk_for_each_thread(listener_disc_msg, c, listener_disc_done) != 0)
+		free(c);
+}
+
 bool dbk_nvmf_subsystem_has_listener(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr,
 				     char *err, size_t errlen)
 {
@@ -437,6 +481,7 @@ int dbk_nvmf_subsystem_remove_listener(struct dbk_nvmf_subsystem *s, const struc
 	nvmf_listener_put(sl->listener);
 	free(sl);
 	nvmf_discovery_changed();
+	disconnect_listener_qpairs(s, addr);
 	return 0;
 }
 
@@ -949,6 +994,8 @@ json_t *dbk_nvmf_subsystem_json(struct dbk_nvmf_subsystem *s)
 	}
 	json_object_set_new(o, "listen_addresses", arr);
 	json_object_set_new(o, "allow_any_host", json_boolean(s->allow_any_host));
+	if (!s->discovery)
+		json_object_set_new(o, "ana_reporting", json_false());
 	arr = json_array();
 	for (struct nvmf_host *h = s->hosts; h; h = h->next)
 		json_array_append_new(arr, json_pack("{s:s}", "nqn", h->nqn));

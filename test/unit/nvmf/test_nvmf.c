@@ -1611,6 +1611,19 @@ static void test_rpc(void **state)
 		 "{%s, \"ana_state\":\"optimized\", \"listen_address\":{\"trtype\":\"TEST\",\"traddr\":\"127.0.0.2\",\"trsvcid\":\"4420\"}}",
 		 n);
 	assert_int_equal(rpc("nvmf_subsystem_listener_set_ana_state", p, NULL), -ENOENT);
+	/* removing the listener a controller came in through disconnects it */
+	struct tq *b;
+
+	admin_connect(&b, "nqn.2016-06.io.spdk:rpc1", HOSTNQN, 0);
+	snprintf(p, sizeof(p),
+		 "{%s, \"listen_address\":{\"trtype\":\"TEST\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"4420\"}}", n);
+	assert_int_equal(rpc("nvmf_subsystem_remove_listener", p, NULL), 0);
+	assert_true(wait_until(&a->nfini, 1));
+	assert_true(wait_until(&b->nfini, 1));
+	free(a);
+	free(b);
+	/* removing a host disconnects its controllers */
+	admin_connect(&a, "nqn.2016-06.io.spdk:rpc1", HOSTNQN, 0);
 	snprintf(p, sizeof(p), "{%s, \"host\":\"%s\"}", n, HOSTNQN);
 	assert_int_equal(rpc("nvmf_subsystem_remove_host", p, NULL), 0);
 	assert_true(wait_until(&a->nfini, 1));	/* its controller was disconnected */
