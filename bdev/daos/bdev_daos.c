@@ -437,7 +437,7 @@ static void task_start(struct daos_task *t)
 		break;
 	case DBK_BDEV_IO_TYPE_FLUSH:
 		ch->flushes++;
-		if (!e->volatile_cache) {
+		if (!e->volatile_cache || e->flush == NULL) {
 			/* completed writes are durable already */
 			task_done(t, 0);
 			return;
