@@ -1640,6 +1640,25 @@ static void test_rpc(void **state)
 	snprintf(p, sizeof(p), "{%s}", n);
 	assert_int_equal(rpc("nvmf_delete_subsystem", p, NULL), 0);
 	assert_int_equal(rpc("nvmf_delete_subsystem", p, NULL), -ENOENT);
+	/* cntlid range: one controller fits, the next is refused as busy */
+	assert_int_equal(rpc("nvmf_create_subsystem",
+			     "{\"nqn\":\"nqn.2016-06.io.spdk:rpc3\",\"allow_any_host\":true,\"min_cntlid\":7,\"max_cntlid\":7}",
+			     NULL), 0);
+	assert_int_equal(rpc("nvmf_create_subsystem",
+			     "{\"nqn\":\"nqn.2016-06.io.spdk:rpc4\",\"min_cntlid\":9,\"max_cntlid\":8}", NULL), -EINVAL);
+	assert_int_equal(admin_connect(&a, "nqn.2016-06.io.spdk:rpc3", HOSTNQN, 0), 7);
+	b = tq_new();
+	struct nvme_cpl cpl;
+
+	assert_int_equal(connect_q(b, 0, 31, 0xFFFF, "nqn.2016-06.io.spdk:rpc3", HOSTNQN, 0, 0, &cpl),
+			 ST(1, NVME_SC_CONNECT_CONTROLLER_BUSY));
+	tq_close(b);
+	tq_close(a);
+	for (int i = 0; i < 1000 && ctrlr_count("nqn.2016-06.io.spdk:rpc3") != 0; i++)
+		usleep(1000);
+	assert_int_equal(admin_connect(&a, "nqn.2016-06.io.spdk:rpc3", HOSTNQN, 0), 7);	/* freed, reused */
+	tq_close(a);
+	assert_int_equal(delete_subsys("nqn.2016-06.io.spdk:rpc3"), 0);
 	malloc_delete("nvmf_r0");
 }
 
