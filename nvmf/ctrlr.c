@@ -782,6 +782,14 @@ static void identify_ns(const struct nvmf_ns *ns, uint8_t *b)
 	put32(b, 128, (uint32_t)log2u(ns->block_size) << 16);	/* LBAF0 */
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
 static size_t ns_descs(const struct nvmf_ns *ns, uint8_t *b)
 {
 	size_t off = 0;
@@ -792,14 +800,19 @@ static size_t ns_descs(const struct nvmf_ns *ns, uint8_t *b)
 		memcpy(b + off + 4, ns->eui64, 8);
 		off += 12;
 	}
-	b[off] = 2;
-	b[off + 1] = 16;
-	memcpy(b + off + 4, ns->nguid, 16);
-	off += 20;
-	b[off] = 3;
-	b[off + 1] = 16;
-	memcpy(b + off + 4, ns->uuid, 16);
-	off += 20;
+	/* an all-zero identifier means "none" to hosts: do not report it */
+	if (!all_zero(ns->nguid, 16)) {
+		b[off] = 2;
+		b[off + 1] = 16;
+		memcpy(b + off + 4, ns->nguid, 16);
+		off += 20;
+	}
+	if (!all_zero(ns->uuid, 16)) {
+		b[off] = 3;
+		b[off + 1] = 16;
+		memcpy(b + off + 4, ns->uuid, 16);
+		off += 20;
+	}
 	return off;
 }
 

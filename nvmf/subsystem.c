@@ -730,6 +730,16 @@ void dbk_nvmf_subsystem_add_ns(struct dbk_nvmf_subsystem *s, const char *bdev_na
 		return;
 	}
 	ns->block_size = dbk_bdev_get_block_size(ns->bdev);
+	if (ns->block_size < 512 || (ns->block_size & (ns->block_size - 1)) != 0) {
+		snprintf(err, sizeof(err), "bdev '%s' has a %u-byte block size: NVMe needs a power of two >= 512",
+			 bdev_name, ns->block_size);
+		dbk_bdev_release_claim(ns->desc);
+		dbk_bdev_close(ns->desc);
+		free(ns);
+		free(op);
+		cb(ctx, -EINVAL, err);
+		return;
+	}
 	if (o.has_nguid)
 		memcpy(ns->nguid, o.nguid, 16);
 	else

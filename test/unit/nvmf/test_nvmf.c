@@ -954,6 +954,9 @@ static void test_namespaces_and_io(void **state)
 	assert_int_equal(add_ns(NQN2, "nvmf_m0", 0), -EPERM);	/* claimed by the first namespace */
 	assert_int_equal(add_ns(NQN2, "nvmf_m1", 5), -EEXIST);
 	assert_int_equal(add_ns(NQN2, "nvmf_m1", 33), -EINVAL);
+	malloc_create("nvmf_m1536", 16, 1536);
+	assert_int_equal(add_ns(NQN2, "nvmf_m1536", 0), -EINVAL);	/* LBADS must be a power of two */
+	malloc_delete("nvmf_m1536");	/* and the failed add released its claim/descriptor */
 
 	cntlid = admin_connect(&a, NQN2, HOSTNQN, 0);
 	q = io_connect(cntlid, NQN2, 1);
