@@ -853,7 +853,7 @@ static void identify_on_main(void *arg)
 		break;
 	case NVME_ID_CNS_CS_CTRLR:
 		/* I/O command set specific controller data: NVM (CSI 0) has no limits to report */
-		if ((req->cmd->cdw11 >> 24) != 0 || s->discovery) {
+		if ((req->cmd->cdw11 >> 24) != 0) {
 			nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
 			goto done;
 		}
