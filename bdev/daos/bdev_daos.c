@@ -59,12 +59,7 @@ struct conn {
 	char path[PATH_MAX];
 	char oclass[32];
 	bool create;
-	bool engine_ref;
-	struct dbk_dfs_pool *pool;
-	struct dbk_dfs_cont *cont;
-	struct dbk_dfs_fs *fs;
-	struct dbk_dfs_file *file;
-	struct dbk_dfs_eq *eq;
+	struct dbk_dfs_conn h;
 	struct daos_channel *ch;	/* the channel waiting for it; NULL once that channel is gone */
 	char err[512];
 };
@@ -208,88 +203,16 @@ static struct conn *conn_new(struct daos_disk *d, bool create)
 /* Release everything c holds, in reverse order (helper thread). */
 static void conn_close(struct conn *c)
 {
-	const struct dbk_dfs_engine *e = c->eng;
-	int rc;
-
-	if (c->eq) {
-		rc = e->eq_destroy(c->eq);
-		if (rc)
-			DBK_ERRLOG("%s: event queue destroy: %s", c->path, dbk_dfs_strerror(rc));
-		c->eq = NULL;
-	}
-	if (c->file) {
-		e->file_close(c->file);
-		c->file = NULL;
-	}
-	if (c->fs) {
-		e->umount(c->fs);
-		c->fs = NULL;
-	}
-	if (c->cont) {
-		e->cont_close(c->cont);
-		c->cont = NULL;
-	}
-	if (c->pool) {
-		e->pool_disconnect(c->pool);
-		c->pool = NULL;
-	}
-	if (c->engine_ref) {
-		e->fini();
-		c->engine_ref = false;
-	}
+	dbk_dfs_conn_close(&c->h);
 }
 
 /* Open pool, container, mount, file and event queue (helper thread). On failure nothing stays open. */
 static int conn_open(struct conn *c)
 {
-	const struct dbk_dfs_engine *e = c->eng;
 	struct dbk_dfs_file_opts fo = {.oclass = c->oclass, .chunk_size = 0, .create = c->create};
-	char msg[384];
-	int rc;
 
-	rc = e->init(c->root, msg, sizeof(msg));
-	if (rc) {
-		snprintf(c->err, sizeof(c->err), "DFS engine '%s': %s", e->name, msg);
-		return rc;
-	}
-	c->engine_ref = true;
-	rc = e->pool_connect(c->pool_name, &c->pool, msg, sizeof(msg));
-	if (rc) {
-		if (rc == -EACCES || rc == -EPERM)
-			snprintf(c->err, sizeof(c->err), "pool '%s': permission denied (%s)", c->pool_name, msg);
-		else
-			snprintf(c->err, sizeof(c->err), "%s", msg);
-		goto fail;
-	}
-	rc = e->cont_open(c->pool, c->cont_name, &c->cont, msg, sizeof(msg));
-	if (rc) {
-		if (rc == -EACCES || rc == -EPERM)
-			snprintf(c->err, sizeof(c->err), "container '%s' in pool '%s': permission denied (%s)",
-				 c->cont_name, c->pool_name, msg);
-		else
-			snprintf(c->err, sizeof(c->err), "%s", msg);
-		goto fail;
-	}
-	rc = e->mount(c->pool, c->cont, &c->fs, msg, sizeof(msg));
-	if (rc) {
-		snprintf(c->err, sizeof(c->err), "%s", msg);
-		goto fail;
-	}
-	rc = e->file_open(c->fs, c->path, &fo, &c->file, msg, sizeof(msg));
-	if (rc) {
-		snprintf(c->err, sizeof(c->err), "file '%s' in container '%s' of pool '%s': %s", c->path, c->cont_name,
-			 c->pool_name, msg);
-		goto fail;
-	}
-	rc = e->eq_create(EQ_DEPTH, &c->eq, msg, sizeof(msg));
-	if (rc) {
-		snprintf(c->err, sizeof(c->err), "%s", msg);
-		goto fail;
-	}
-	return 0;
-fail:
-	conn_close(c);
-	return rc;
+	return dbk_dfs_conn_open(&c->h, c->eng, c->root, c->pool_name, c->cont_name, c->path, &fo, EQ_DEPTH, c->err,
+				 sizeof(c->err));
 }
 
 /* ------------------------------------------------------------ disk lifetime */
@@ -393,7 +316,7 @@ static int punch_job(void *ctx)
 	struct daos_channel *ch = t->ch;
 	uint32_t bs = io->bdev->blocklen;
 
-	return ch->disk->eng->punch(ch->conn->file, io->u.offset_blocks * bs, io->u.num_blocks * bs);
+	return ch->disk->eng->punch(ch->conn->h.file, io->u.offset_blocks * bs, io->u.num_blocks * bs);
 }
 
 static void punch_cpl(void *ctx, int rc)
@@ -428,12 +351,12 @@ static void task_start(struct daos_task *t)
 	case DBK_BDEV_IO_TYPE_READ:
 		t->inject = take_injection(&d->inject_read);
 		ch->reads++;
-		rc = e->readv(ch->conn->eq, ch->conn->file, io->u.iovs, io->u.iovcnt, off, op);
+		rc = e->readv(ch->conn->h.eq, ch->conn->h.file, io->u.iovs, io->u.iovcnt, off, op);
 		break;
 	case DBK_BDEV_IO_TYPE_WRITE:
 		t->inject = take_injection(&d->inject_write);
 		ch->writes++;
-		rc = e->writev(ch->conn->eq, ch->conn->file, io->u.iovs, io->u.iovcnt, off, op);
+		rc = e->writev(ch->conn->h.eq, ch->conn->h.file, io->u.iovs, io->u.iovcnt, off, op);
 		break;
 	case DBK_BDEV_IO_TYPE_FLUSH:
 		ch->flushes++;
@@ -442,13 +365,13 @@ static void task_start(struct daos_task *t)
 			task_done(t, 0);
 			return;
 		}
-		rc = e->flush(ch->conn->eq, ch->conn->file, op);
+		rc = e->flush(ch->conn->h.eq, ch->conn->h.file, op);
 		break;
 	case DBK_BDEV_IO_TYPE_UNMAP:
 	case DBK_BDEV_IO_TYPE_WRITE_ZEROES:
 		ch->punches++;
 		if (e->punch_async)
-			rc = e->punch_async(ch->conn->eq, ch->conn->file, off, io->u.num_blocks * d->bdev.blocklen, op);
+			rc = e->punch_async(ch->conn->h.eq, ch->conn->h.file, off, io->u.num_blocks * d->bdev.blocklen, op);
 		else
 			rc = dbk_run_blocking(punch_job, punch_cpl, t);
 		break;
@@ -496,12 +419,12 @@ static int daos_poll(void *ctx)
 
 	if (ch->state != CH_READY)
 		return DBK_POLLER_IDLE;
-	n = e->poll(ch->conn->eq, POLL_BATCH);
+	n = e->poll(ch->conn->h.eq, POLL_BATCH);
 	if (n < 0) {
 		DBK_ERRLOG("bdev %s: event queue poll: %s", ch->disk->bdev.name, dbk_dfs_strerror(n));
 		n = 0;
 	}
-	return (n > 0 || e->inflight(ch->conn->eq) > 0) ? DBK_POLLER_BUSY : DBK_POLLER_IDLE;
+	return (n > 0 || e->inflight(ch->conn->h.eq) > 0) ? DBK_POLLER_BUSY : DBK_POLLER_IDLE;
 }
 
 /* --------------------------------------------------------------- channels */
@@ -761,7 +684,7 @@ static int identity(struct create_ctx *x)
 	uint64_t v, size, want = x->num_blocks * x->block_size;
 	int rc;
 
-	rc = e->getxattr(c->file, XATTR_UUID, ubuf, &len);
+	rc = e->getxattr(c->h.file, XATTR_UUID, ubuf, &len);
 	if (rc == 0) {
 		ubuf[len] = '\0';
 		if (uuid_parse(ubuf, stored) != 0) {
@@ -784,7 +707,7 @@ static int identity(struct create_ctx *x)
 			 where(c, w, sizeof(w)), a, b);
 		return -EEXIST;
 	}
-	rc = get_u64_xattr(e, c->file, XATTR_BLOCK_SIZE, &v);
+	rc = get_u64_xattr(e, c->h.file, XATTR_BLOCK_SIZE, &v);
 	if (rc == 0 && v != x->block_size) {
 		snprintf(x->err, sizeof(x->err), "%s was created with block_size %" PRIu64 ", not %u", where(c, w, sizeof(w)),
 			 v, x->block_size);
@@ -804,20 +727,20 @@ static int identity(struct create_ctx *x)
 	if (!have_uuid) {
 		char u[37];
 		uuid_unparse_lower(x->uuid, u);
-		rc = e->setxattr(c->file, XATTR_UUID, u, 36);
+		rc = e->setxattr(c->h.file, XATTR_UUID, u, 36);
 		if (rc == 0)
-			rc = set_u64_xattr(e, c->file, XATTR_BLOCK_SIZE, x->block_size);
+			rc = set_u64_xattr(e, c->h.file, XATTR_BLOCK_SIZE, x->block_size);
 		if (rc) {
 			snprintf(x->err, sizeof(x->err), "%s: cannot store the bdev identity: %s", where(c, w, sizeof(w)),
 				 dbk_dfs_strerror(rc));
 			return rc;
 		}
 	}
-	rc = e->get_size(c->file, &size);
+	rc = e->get_size(c->h.file, &size);
 	if (rc == 0 && size < want)
-		rc = e->set_size(c->file, want);
+		rc = e->set_size(c->h.file, want);
 	if (rc == 0)
-		rc = set_u64_xattr(e, c->file, XATTR_NUM_BLOCKS, x->num_blocks);
+		rc = set_u64_xattr(e, c->h.file, XATTR_NUM_BLOCKS, x->num_blocks);
 	if (rc) {
 		snprintf(x->err, sizeof(x->err), "%s: cannot size it to %" PRIu64 " bytes: %s", where(c, w, sizeof(w)),
 			 want, dbk_dfs_strerror(rc));
@@ -1048,11 +971,11 @@ static int resize_job(void *ctx)
 		snprintf(r->err, sizeof(r->err), "%s", c->err);
 		goto out;
 	}
-	rc = c->eng->get_size(c->file, &size);
+	rc = c->eng->get_size(c->h.file, &size);
 	if (rc == 0 && size < want)
-		rc = c->eng->set_size(c->file, want);
+		rc = c->eng->set_size(c->h.file, want);
 	if (rc == 0)
-		rc = set_u64_xattr(c->eng, c->file, XATTR_NUM_BLOCKS, r->new_blocks);
+		rc = set_u64_xattr(c->eng, c->h.file, XATTR_NUM_BLOCKS, r->new_blocks);
 	if (rc)
 		snprintf(r->err, sizeof(r->err), "%s: cannot grow it to %" PRIu64 " bytes: %s", where(c, w, sizeof(w)),
 			 want, dbk_dfs_strerror(rc));

@@ -1,3 +1,6 @@
+/* Messages are truncated to their buffers on purpose. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 /* Engine-independent helpers of the DFS engine interface: engine lookup, messages, object classes. */
 #include "bdev/daos/dfs_engine.h"
 
@@ -87,4 +90,92 @@ const char *dbk_dfs_oclass_at(size_t i)
 {
 	pthread_once(&g_names_once, build_names);
 	return i < NUM_OCLASS ? g_names[i] : NULL;
+}
+
+/* ------------------------------------------------------------ connections */
+
+void dbk_dfs_conn_close(struct dbk_dfs_conn *c)
+{
+	const struct dbk_dfs_engine *e = c->eng;
+
+	if (e == NULL)
+		return;
+	if (c->eq) {
+		e->eq_destroy(c->eq);
+		c->eq = NULL;
+	}
+	if (c->file) {
+		e->file_close(c->file);
+		c->file = NULL;
+	}
+	if (c->fs) {
+		e->umount(c->fs);
+		c->fs = NULL;
+	}
+	if (c->cont) {
+		e->cont_close(c->cont);
+		c->cont = NULL;
+	}
+	if (c->pool) {
+		e->pool_disconnect(c->pool);
+		c->pool = NULL;
+	}
+	if (c->engine_ref) {
+		e->fini();
+		c->engine_ref = false;
+	}
+}
+
+int dbk_dfs_conn_open(struct dbk_dfs_conn *c, const struct dbk_dfs_engine *e, const char *root, const char *pool,
+		      const char *cont, const char *path, const struct dbk_dfs_file_opts *fo, uint32_t eq_depth,
+		      char *err, size_t errlen)
+{
+	char msg[400];
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->eng = e;
+	msg[0] = '\0';
+	rc = e->init(root, msg, sizeof(msg));
+	if (rc) {
+		dbk_dfs_fail(err, errlen, rc, "DFS engine '%s': %s", e->name, msg);
+		return rc;
+	}
+	c->engine_ref = true;
+	rc = e->pool_connect(pool, &c->pool, msg, sizeof(msg));
+	if (rc) {
+		if ((rc == -EACCES || rc == -EPERM) && strstr(msg, "permission") == NULL)
+			dbk_dfs_fail(err, errlen, rc, "pool '%s': permission denied (%s)", pool, msg);
+		else
+			dbk_dfs_fail(err, errlen, rc, "%s", msg);
+		goto fail;
+	}
+	rc = e->cont_open(c->pool, cont, &c->cont, msg, sizeof(msg));
+	if (rc) {
+		if ((rc == -EACCES || rc == -EPERM) && strstr(msg, "permission") == NULL)
+			dbk_dfs_fail(err, errlen, rc, "container '%s' in pool '%s': permission denied (%s)", cont, pool,
+				     msg);
+		else
+			dbk_dfs_fail(err, errlen, rc, "%s", msg);
+		goto fail;
+	}
+	rc = e->mount(c->pool, c->cont, &c->fs, msg, sizeof(msg));
+	if (rc) {
+		dbk_dfs_fail(err, errlen, rc, "%s", msg);
+		goto fail;
+	}
+	rc = e->file_open(c->fs, path, fo, &c->file, msg, sizeof(msg));
+	if (rc) {
+		dbk_dfs_fail(err, errlen, rc, "file '%s' in container '%s' of pool '%s': %s", path, cont, pool, msg);
+		goto fail;
+	}
+	rc = e->eq_create(eq_depth, &c->eq, msg, sizeof(msg));
+	if (rc) {
+		dbk_dfs_fail(err, errlen, rc, "%s", msg);
+		goto fail;
+	}
+	return 0;
+fail:
+	dbk_dfs_conn_close(c);
+	return rc;
 }

@@ -118,6 +118,27 @@ struct dbk_dfs_engine {
 	int (*setxattr)(struct dbk_dfs_file *file, const char *name, const void *val, size_t len);
 };
 
+/*
+ * One connection: the handles a channel (or a trial) holds, opened in order
+ * engine init -> pool connect -> container open -> mount -> file open -> event
+ * queue, and released in exactly the reverse order. Blocking (helper thread).
+ */
+struct dbk_dfs_conn {
+	const struct dbk_dfs_engine *eng;
+	bool engine_ref;
+	struct dbk_dfs_pool *pool;
+	struct dbk_dfs_cont *cont;
+	struct dbk_dfs_fs *fs;
+	struct dbk_dfs_file *file;
+	struct dbk_dfs_eq *eq;
+};
+/* Open all of c (zeroed by the call). On failure nothing stays open and err says which step failed. */
+int dbk_dfs_conn_open(struct dbk_dfs_conn *c, const struct dbk_dfs_engine *eng, const char *root, const char *pool,
+		      const char *cont, const char *path, const struct dbk_dfs_file_opts *fo, uint32_t eq_depth,
+		      char *err, size_t errlen);
+/* Release whatever c holds, in reverse order; safe on a partly opened or closed c. */
+void dbk_dfs_conn_close(struct dbk_dfs_conn *c);
+
 /* The engines compiled in. */
 extern const struct dbk_dfs_engine dbk_dfs_engine_local;
 #ifdef DBK_HAVE_DAOS_ENGINE
