@@ -25,6 +25,7 @@
 #include "bdev/bdev.h"
 #include "bdev/bdev_module.h"
 #include "bdev/malloc/bdev_malloc.h"
+#include "bdev/uring/bdev_uring.h"
 #include "nvmf/nvmf_internal.h"
 #include "rpc/rpc.h"
 #include "thread/thread.h"
@@ -1430,6 +1431,118 @@ static void test_disconnect_inflight_and_delete(void **state)
 	malloc_delete("nvmf_d0");
 }
 
+#define NQN8 "nqn.2016-06.io.spdk:cnode8"
+
+static void uring_fn(struct call *c)
+{
+	c->rc = dbk_bdev_uring_create(c->in[0], c->in[1], 4096, NULL, NULL, c->err, sizeof(c->err));
+	call_done(c);
+}
+
+static void uring_del_fn(struct call *c)
+{
+	dbk_bdev_uring_delete(c->in[0], malloc_del_cb, c);
+}
+
+static void exec_range(void *arg)
+{
+	struct tq *tq = arg;
+
+	for (int i = 0; i < 8; i++)
+		dbk_nvmf_request_exec(&tq->reqs[i].req);
+}
+
+static void prep_rw(struct tq *tq, int slot, uint8_t opc, uint64_t slba, void *buf)
+{
+	struct treq *r = &tq->reqs[slot];
+
+	rw_cmd(&r->cmd, opc, 1, slba, 1);
+	r->cmd.cid = (uint16_t)slot;
+	memset(&r->req, 0, sizeof(r->req));
+	memset(&r->rsp, 0, sizeof(r->rsp));
+	r->req.qpair = &tq->q;
+	r->req.cmd = &r->cmd;
+	r->req.rsp = &r->rsp;
+	r->req.xfer = opc == NVME_OPC_READ ? DBK_NVMF_XFER_CTRLR_TO_HOST : DBK_NVMF_XFER_HOST_TO_CTRLR;
+	r->req.length = 4096;
+	r->req.iov[0].iov_base = buf;
+	r->req.iov[0].iov_len = 4096;
+	r->req.iovcnt = 1;
+	atomic_store(&r->ncompl, 0);
+}
+
+/* Asynchronous bdev (io_uring on a file): I/O really in flight while the
+ * namespace goes away, and while the connection dies. */
+static void test_inflight_async_bdev(void **state)
+{
+	char path[] = "/tmp/nvmf_uring_XXXXXX";
+	int fd = mkstemp(path);
+	struct call c = {0};
+	struct tq *a, *q;
+	uint16_t cntlid;
+	static uint8_t bufs[8][4096] __attribute__((aligned(4096)));
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4 << 20), 0);
+	close(fd);
+	c.in[0] = "nvmf_u0";
+	c.in[1] = path;
+	run_main(uring_fn, &c);
+	assert_int_equal(c.rc, 0);
+	assert_int_equal(create_subsys(NQN8, true), 0);
+	assert_int_equal(add_ns(NQN8, "nvmf_u0", 0), 1);
+	cntlid = admin_connect(&a, NQN8, HOSTNQN, 0);
+	q = io_connect(cntlid, NQN8, 1);
+
+	/* data path works on the async bdev */
+	memset(bufs[0], 0x5A, 4096);
+	assert_int_equal(io(q, NVME_OPC_WRITE, 1, 7, 1, bufs[0], 4096), 0);
+	memset(bufs[1], 0, 4096);
+	assert_int_equal(io(q, NVME_OPC_READ, 1, 7, 1, bufs[1], 4096), 0);
+	assert_memory_equal(bufs[0], bufs[1], 4096);
+
+	/* 8 writes in flight while the namespace is removed */
+	for (int i = 0; i < 8; i++)
+		prep_rw(q, i, NVME_OPC_WRITE, (uint64_t)i, bufs[i]);
+	assert_int_equal(dbk_thread_send_msg(q->q.group->thread, exec_range, q), 0);
+	assert_int_equal(remove_ns(NQN8, 1), 0);
+	for (int i = 0; i < 8; i++) {
+		uint16_t st = wait_req(&q->reqs[i]);
+
+		assert_true(st == 0 || st == ST(0, NVME_SC_INVALID_NAMESPACE_OR_FORMAT));
+	}
+	/* every channel was put: the bdev can go away, and come back */
+	assert_int_equal(add_ns(NQN8, "nvmf_u0", 0), 1);
+
+	/* 8 reads in flight when the connection dies: all complete, then qpair_fini */
+	for (int i = 0; i < 8; i++)
+		prep_rw(q, i, NVME_OPC_READ, (uint64_t)i, bufs[i]);
+	assert_int_equal(dbk_thread_send_msg(q->q.group->thread, exec_then_disconnect, q), 0);
+	assert_true(wait_until(&q->nfini, 1));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(atomic_load(&q->reqs[i].ncompl), 1);
+	assert_int_equal(atomic_load(&q->completions_after_fini), 0);
+	free(q);
+
+	/* 8 writes in flight while the subsystem is deleted */
+	q = io_connect(cntlid, NQN8, 1);
+	for (int i = 0; i < 8; i++)
+		prep_rw(q, i, NVME_OPC_WRITE, (uint64_t)i, bufs[i]);
+	assert_int_equal(dbk_thread_send_msg(q->q.group->thread, exec_range, q), 0);
+	assert_int_equal(delete_subsys(NQN8), 0);
+	assert_true(wait_until(&q->nfini, 1));
+	assert_true(wait_until(&a->nfini, 1));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(atomic_load(&q->reqs[i].ncompl), 1);
+	free(q);
+	free(a);
+	c.in[0] = "nvmf_u0";
+	run_main(uring_del_fn, &c);
+	assert_int_equal(c.rc, 0);
+	unlink(path);
+}
+
 /* ------------------------------------------------------------------- RPC */
 
 static void rpc_cb(void *ctx, const json_t *result, int code, const char *msg)
@@ -1708,6 +1821,7 @@ int main(void)
 		cmocka_unit_test(test_features_aer),
 		cmocka_unit_test(test_keep_alive_expiry),
 		cmocka_unit_test(test_disconnect_inflight_and_delete),
+		cmocka_unit_test(test_inflight_async_bdev),
 		cmocka_unit_test(test_rpc),
 	};
 
