@@ -2,6 +2,7 @@
 #ifndef DBK_DAOS_DOUBLE_CONTROL_H
 #define DBK_DAOS_DOUBLE_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,10 @@ int dd_live_handles(void);
 /* A file of the (single) container: size and bytes; 0/NULL if it does not exist. */
 size_t dd_file_size(const char *name);
 const uint8_t *dd_file_data(const char *name);
+/* Complete every event as soon as it is launched (for the module test). */
+void dd_set_autocomplete(bool on);
+/* How many times fn appears in the log. */
+int dd_count_calls(const char *fn);
 /* Arguments of the last dfs_open. */
 daos_oclass_id_t dd_last_open_cid(void);
 int dd_last_open_flags(void);
