@@ -12,6 +12,12 @@
 
 #define STATUS_INT(sct, sc) (((sct) << 8) | (sc))
 
+/* req->core_state for Read/Write/Compare/Write Zeroes/Flush */
+#define IO_PLAIN 0
+#define IO_FUA_PENDING 1	/* write with FUA on a volatile cache: flush the range after it */
+#define IO_FUA_FLUSHING 2
+#define NVME_RW_FUA (1u << 30)
+
 static inline void finish(struct dbk_nvmf_request *req, int status)
 {
 	nvmf_req_status(req, (status >> 8) & 0x7, status & 0xFF);
@@ -39,17 +45,28 @@ static int bdev_status(struct dbk_bdev_io *io, bool success)
 	return STATUS_INT(sct, sc);
 }
 
+static int submit_rw(struct dbk_nvmf_request *req);
+
 static void io_done(struct dbk_bdev_io *io, bool success, void *arg)
 {
 	struct dbk_nvmf_request *req = arg;
+	struct nvmf_pg_ns *e = req->core_ptr;
 	int status = bdev_status(io, success);
 
 	dbk_bdev_free_io(io);
-	entry_put(req->core_ptr);
+	entry_put(e);
+	if (status == 0 && req->core_state == IO_FUA_PENDING) {
+		/* Force Unit Access: the written range must be durable before we answer */
+		req->core_state = IO_FUA_FLUSHING;
+		if (e->ns) {
+			submit_rw(req);
+			return;
+		}
+		status = STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR);
+	}
 	finish(req, status);
 }
 
-static int submit_rw(struct dbk_nvmf_request *req);
 static void dsm_continue(struct dbk_nvmf_request *req);
 
 static void retry_cb(void *arg)
@@ -93,6 +110,10 @@ static int submit_rw(struct dbk_nvmf_request *req)
 	int rc;
 
 	e->outstanding++;
+	if (req->core_state == IO_FUA_FLUSHING) {
+		rc = dbk_bdev_flush_blocks(ns->desc, e->ch, slba, nlb, io_done, req);
+		goto submitted;
+	}
 	switch (cmd->opc) {
 	case NVME_OPC_READ:
 		rc = dbk_bdev_readv_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
@@ -113,6 +134,7 @@ static int submit_rw(struct dbk_nvmf_request *req)
 		rc = -ENOTSUP;
 		break;
 	}
+submitted:
 	if (rc == 0)
 		return 0;
 	entry_put(e);
@@ -257,6 +279,9 @@ void nvmf_io_exec(struct dbk_nvmf_request *req)
 		return;
 	}
 	req->core_ptr = e;
+	req->core_state = IO_PLAIN;
+	if (cmd->opc == NVME_OPC_WRITE && (cmd->cdw12 & NVME_RW_FUA) && dbk_bdev_has_write_cache(e->ns->bdev))
+		req->core_state = IO_FUA_PENDING;
 	num_blocks = dbk_bdev_get_num_blocks(e->ns->bdev);
 	bs = e->ns->block_size;
 

@@ -1489,6 +1489,33 @@ static void prep_rw(struct tq *tq, int slot, uint8_t opc, uint64_t slba, void *b
 	atomic_store(&r->ncompl, 0);
 }
 
+static void iostat_cb(struct dbk_bdev *bdev, const struct dbk_bdev_io_stat *total, json_t *per_channel, void *ctx,
+		      int rc)
+{
+	struct call *c = ctx;
+
+	(void)bdev;
+	(void)per_channel;
+	c->rc = rc;
+	c->u[0] = total ? total->ops[DBK_BDEV_IO_TYPE_FLUSH] : 0;
+	call_done(c);
+}
+
+static void iostat_fn(struct call *c)
+{
+	dbk_bdev_get_iostat(dbk_bdev_get_by_name(c->in[0]), false, iostat_cb, c);
+}
+
+static uint64_t flush_count(const char *bdev)
+{
+	struct call c = {0};
+
+	c.in[0] = bdev;
+	run_main(iostat_fn, &c);
+	assert_int_equal(c.rc, 0);
+	return c.u[0];
+}
+
 /* Asynchronous bdev (io_uring on a file): I/O really in flight while the
  * namespace goes away, and while the connection dies. */
 static void test_inflight_async_bdev(void **state)
@@ -1519,6 +1546,27 @@ static void test_inflight_async_bdev(void **state)
 	memset(bufs[1], 0, 4096);
 	assert_int_equal(io(q, NVME_OPC_READ, 1, 7, 1, bufs[1], 4096), 0);
 	assert_memory_equal(bufs[0], bufs[1], 4096);
+
+	/* a volatile write cache: VWC, the feature, Flush and FUA reach the bdev */
+	{
+		uint8_t id[4096];
+		uint32_t dw0;
+		uint64_t f0 = flush_count("nvmf_u0");
+		struct nvme_cmd cmd;
+
+		assert_int_equal(identify(a, 1, 0, id), 0);
+		assert_int_equal(id[525] & 1, 1);
+		assert_int_equal(feature(a, false, NVME_FEAT_VOLATILE_WRITE_CACHE, 0, &dw0), 0);
+		assert_int_equal(dw0, 1);
+		assert_int_equal(io(q, NVME_OPC_FLUSH, 1, 0, 1, NULL, 0), 0);
+		assert_int_equal(flush_count("nvmf_u0"), f0 + 1);
+		rw_cmd(&cmd, NVME_OPC_WRITE, 1, 9, 1);
+		cmd.cdw12 |= 1u << 30;	/* FUA */
+		assert_int_equal(do_cmd(q, &cmd, DBK_NVMF_XFER_HOST_TO_CTRLR, bufs[0], 4096, NULL), 0);
+		assert_int_equal(flush_count("nvmf_u0"), f0 + 2);
+		assert_int_equal(io(q, NVME_OPC_WRITE, 1, 9, 1, bufs[0], 4096), 0);	/* no FUA: no flush */
+		assert_int_equal(flush_count("nvmf_u0"), f0 + 2);
+	}
 
 	/* 8 writes in flight while the namespace is removed */
 	for (int i = 0; i < 8; i++)
