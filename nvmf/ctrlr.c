@@ -1152,6 +1152,7 @@ static void set_features(struct dbk_nvmf_request *req)
 			return;
 		}
 		ctrlr->feat.vwc = v & 1;
+		atomic_store_explicit(&ctrlr->write_through, !(v & 1), memory_order_relaxed);
 		break;
 	case NVME_FEAT_NUMBER_OF_QUEUES:
 		if (ctrlr->num_qpairs > 1) {

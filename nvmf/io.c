@@ -280,7 +280,8 @@ void nvmf_io_exec(struct dbk_nvmf_request *req)
 	}
 	req->core_ptr = e;
 	req->core_state = IO_PLAIN;
-	if (cmd->opc == NVME_OPC_WRITE && (cmd->cdw12 & NVME_RW_FUA) && dbk_bdev_has_write_cache(e->ns->bdev))
+	if (cmd->opc == NVME_OPC_WRITE && dbk_bdev_has_write_cache(e->ns->bdev) &&
+	    ((cmd->cdw12 & NVME_RW_FUA) || atomic_load_explicit(&q->ctrlr->write_through, memory_order_relaxed)))
 		req->core_state = IO_FUA_PENDING;
 	num_blocks = dbk_bdev_get_num_blocks(e->ns->bdev);
 	bs = e->ns->block_size;

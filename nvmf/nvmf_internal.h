@@ -226,6 +226,7 @@ struct dbk_nvmf_ctrlr {
 	bool changed_ns_overflow;
 	struct nvmf_features feat;
 	bool vwc_present;
+	atomic_bool write_through;		/* host disabled the volatile write cache (read by I/O qpairs) */
 	bool destroying;
 	bool admin_gone;
 	struct dbk_nvmf_ctrlr *next;		/* subsys list (main) */

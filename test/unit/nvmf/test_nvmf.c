@@ -1566,6 +1566,13 @@ static void test_inflight_async_bdev(void **state)
 		assert_int_equal(flush_count("nvmf_u0"), f0 + 2);
 		assert_int_equal(io(q, NVME_OPC_WRITE, 1, 9, 1, bufs[0], 4096), 0);	/* no FUA: no flush */
 		assert_int_equal(flush_count("nvmf_u0"), f0 + 2);
+		/* the host turns the cache off: every write is written through */
+		assert_int_equal(feature(a, true, NVME_FEAT_VOLATILE_WRITE_CACHE, 0, NULL), 0);
+		assert_int_equal(io(q, NVME_OPC_WRITE, 1, 9, 1, bufs[0], 4096), 0);
+		assert_int_equal(flush_count("nvmf_u0"), f0 + 3);
+		assert_int_equal(feature(a, true, NVME_FEAT_VOLATILE_WRITE_CACHE, 1, NULL), 0);
+		assert_int_equal(io(q, NVME_OPC_WRITE, 1, 9, 1, bufs[0], 4096), 0);
+		assert_int_equal(flush_count("nvmf_u0"), f0 + 3);
 	}
 
 	/* 8 writes in flight while the namespace is removed */
