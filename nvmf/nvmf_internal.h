@@ -125,6 +125,7 @@ struct nvmf_listener {
 	struct dbk_nvmf_transport *transport;
 	uint32_t refcnt;
 	uint16_t portid;
+	bool stopped;	/* target shutting down: no longer listening */
 	struct nvmf_listener *next;
 };
 

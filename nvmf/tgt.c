@@ -264,7 +264,7 @@ struct nvmf_listener *nvmf_listener_get(const struct dbk_nvmf_listen_addr *addr,
 		free(l);
 		return NULL;
 	}
-	DBK_NOTICELOG("NVMe/%s target listening on %s port %s", addr->trtype, addr->traddr, addr->trsvcid);
+	DBK_INFOLOG("NVMe/%s listener %s port %s added", addr->trtype, addr->traddr, addr->trsvcid);
 	l->addr = *addr;
 	l->transport = t;
 	l->refcnt = 1;
@@ -286,7 +286,8 @@ void nvmf_listener_put(struct nvmf_listener *l)
 			break;
 		}
 	}
-	l->transport->ops->stop_listen(l->transport, &l->addr);
+	if (!l->stopped)
+		l->transport->ops->stop_listen(l->transport, &l->addr);
 	free(l);
 }
 
@@ -673,10 +674,10 @@ void dbk_nvmf_tgt_fini(void (*cb)(void *ctx), void *ctx)
 	f->ctx = ctx;
 	g_nvmf_tgt.stopping = true;
 	/* 1. no new connections: stop every listener (subsystems drop their references later) */
-	for (l = g_nvmf_tgt.listeners; l; l = l->next)
+	for (l = g_nvmf_tgt.listeners; l; l = l->next) {
 		l->transport->ops->stop_listen(l->transport, &l->addr);
-	for (l = g_nvmf_tgt.listeners; l; l = l->next)
-		l->refcnt += 0x40000000u; /* never stop twice: put() only frees */
+		l->stopped = true;
+	}
 	/* 2. disconnect every qpair; in-flight requests complete first */
 	if (dbk_for_each_thread(fini_disconnect_group, f, fini_qpairs_disconnecting) != 0)
 		fini_qpairs_disconnecting(f);
