@@ -718,6 +718,10 @@ static int identity(struct create_ctx *x)
 			 dbk_dfs_strerror(rc));
 		return rc;
 	}
+	if (get_u64_xattr(e, c->h.file, XATTR_NUM_BLOCKS, &v) == 0 && v > x->num_blocks)
+		DBK_WARNLOG("%s held %" PRIu64 " blocks; the bdev now shows only %" PRIu64
+			    " (the data beyond stays in the file)",
+			    where(c, w, sizeof(w)), v, x->num_blocks);
 	if (have_uuid)
 		uuid_copy(x->uuid, stored);
 	else if (!uuid_is_null(x->want_uuid))

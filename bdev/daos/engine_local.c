@@ -1304,6 +1304,14 @@ static bool no_xattr_support(int e)
 	return e == ENOTSUP || e == EOPNOTSUPP || e == EPERM;
 }
 
+/* DBK_DFS_LOCAL_NO_XATTR=1 behaves as on a file system without user xattrs (tests the sidecar). */
+static bool force_sidecar(void)
+{
+	const char *v = getenv("DBK_DFS_LOCAL_NO_XATTR");
+
+	return v && v[0] && strcmp(v, "0") != 0;
+}
+
 static json_t *sidecar_load(struct dbk_dfs_file *file)
 {
 	json_error_t jerr;
@@ -1314,11 +1322,17 @@ static json_t *sidecar_load(struct dbk_dfs_file *file)
 
 static int local_getxattr(struct dbk_dfs_file *file, const char *name, void *buf, size_t *len)
 {
-	ssize_t n = fgetxattr(file->fd, name, buf, *len);
+	ssize_t n;
 	json_t *j, *v;
 	const char *hex;
 	size_t hl;
 
+	if (force_sidecar()) {
+		n = -1;
+		errno = ENOTSUP;
+	} else {
+		n = fgetxattr(file->fd, name, buf, *len);
+	}
 	if (n >= 0) {
 		*len = (size_t)n;
 		return 0;
@@ -1359,7 +1373,9 @@ static int local_setxattr(struct dbk_dfs_file *file, const char *name, const voi
 	json_t *j;
 	int rc;
 
-	if (fsetxattr(file->fd, name, val, len, 0) == 0)
+	if (force_sidecar())
+		errno = ENOTSUP;
+	else if (fsetxattr(file->fd, name, val, len, 0) == 0)
 		return 0;
 	if (!no_xattr_support(errno))
 		return -errno;

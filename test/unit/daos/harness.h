@@ -403,6 +403,40 @@ static void submit_msg(void *ctx)
 	}
 }
 
+/* Submit on reactor r without waiting; returns the submit rc. */
+static int io_start(struct io_req *q, struct opened *o, int r, enum dbk_bdev_io_type type, struct iovec *iov,
+		    int iovcnt, uint64_t off, uint64_t num)
+{
+	memset(q, 0, sizeof(*q));
+	sem_init(&q->done, 0, 0);
+	q->o = o;
+	q->r = r;
+	q->type = type;
+	q->iov = iov;
+	q->iovcnt = iovcnt;
+	q->off = off;
+	q->num = num;
+	run_on(r, submit_msg, q);
+	return q->submit_rc;
+}
+
+/* True if q completed (without waiting). */
+static bool io_done(struct io_req *q)
+{
+	int v = 0;
+
+	sem_getvalue(&q->done, &v);
+	return v > 0;
+}
+
+/* Wait for q (started with io_start); returns its success. */
+static bool io_wait(struct io_req *q)
+{
+	wait_sem(&q->done);
+	sem_destroy(&q->done);
+	return q->success;
+}
+
 /* Submit on reactor r and wait; returns true on success (q has the status). */
 static bool do_io(struct io_req *q, struct opened *o, int r, enum dbk_bdev_io_type type, struct iovec *iov,
 		  int iovcnt, uint64_t off, uint64_t num)

@@ -109,7 +109,46 @@ static void test_create_failures(void **state)
 	assert_int_equal(delete("dup"), 0);
 	assert_false(bdev_exists("dup"));
 	assert_int_equal(delete("dup"), -ENODEV);
-	/* a malloc bdev cannot be deleted through bdev_daos_delete */
+	/* a malloc bdev cannot be deleted through bdev_daos_delete, nor resized as a DAOS bdev */
+	{
+		int code;
+		json_t *r = rpc("bdev_malloc_create",
+				json_pack("{s:s,s:i,s:i}", "name", "m0", "num_blocks", 64, "block_size", 512), &code,
+				msg);
+		assert_non_null(r);
+		json_decref(r);
+		assert_int_equal(delete("m0"), -ENODEV);
+		assert_true(bdev_exists("m0"));
+		r = rpc("bdev_daos_resize", json_pack("{s:s,s:i}", "name", "m0", "new_size", 1), &code, msg);
+		assert_null(r);
+		assert_int_equal(code, -ENODEV);
+		r = rpc("bdev_malloc_delete", json_pack("{s:s}", "name", "m0"), &code, msg);
+		json_decref(r);
+		assert_false(bdev_exists("m0"));
+	}
+}
+
+static void test_pool_cont_by_uuid(void **state)
+{
+	struct dbk_dfs_pool_info p;
+	struct dbk_dfs_cont_info c;
+	char msg[512];
+	json_t *info, *d;
+
+	(void)state;
+	assert_int_equal(dbk_dfs_local_pool_query(g_root, "test-pool", &p, NULL, 0), 0);
+	assert_int_equal(dbk_dfs_local_cont_query(g_root, "test-pool", "test-cont", &c, NULL, 0), 0);
+	assert_int_equal(create(create_params("byuuid", p.uuid, c.uuid, 512, 128), msg), 0);
+	info = bdev_info("byuuid");
+	d = json_object_get(json_object_get(info, "driver_specific"), "daos");
+	assert_string_equal(json_string_value(json_object_get(d, "pool")), p.uuid);
+	assert_string_equal(json_string_value(json_object_get(d, "cont")), c.uuid);
+	assert_int_equal(json_integer_value(json_object_get(info, "block_size")), 512);
+	json_decref(info);
+	assert_int_equal(delete("byuuid"), 0);
+	/* the same file by labels: the identity is the file's */
+	assert_int_equal(create(create_params("byuuid", "test-pool", "test-cont", 512, 128), msg), 0);
+	assert_int_equal(delete("byuuid"), 0);
 }
 
 static void test_io_roundtrip(void **state)
@@ -442,6 +481,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_failures),
+		cmocka_unit_test(test_pool_cont_by_uuid),
 		cmocka_unit_test(test_io_roundtrip),
 		cmocka_unit_test(test_identity_and_config),
 		cmocka_unit_test(test_resize),

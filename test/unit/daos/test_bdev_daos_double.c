@@ -149,12 +149,47 @@ static void test_daos_channel_connect_failure(void **state)
 	assert_int_equal(dd_live_handles(), 0);
 }
 
+static void test_daos_io_queued_while_connecting(void **state)
+{
+	char msg[512];
+	struct opened *o;
+	uint8_t w[3][4096], r[4096];
+	struct iovec wv[3], rv = {r, sizeof(r)};
+	struct io_req q[3], rq;
+
+	(void)state;
+	assert_int_equal(create(create_params("dd2", "pool0", "cont0", 4096, 16), msg), 0);
+	/* the channel's pool connect takes 300 ms on the helper thread; the reactor keeps running */
+	dd_delay_next("daos_pool_connect", 300);
+	o = open_bdev("dd2");
+	for (int i = 0; i < 3; i++) {
+		memset(w[i], 0x21 + i, sizeof(w[i]));
+		wv[i] = (struct iovec){w[i], sizeof(w[i])};
+		assert_int_equal(io_start(&q[i], o, 0, DBK_BDEV_IO_TYPE_WRITE, &wv[i], 1, (uint64_t)i, 1), 0);
+	}
+	/* queued, not failed, and the reactor answers other work meanwhile */
+	assert_int_equal(live_channels("dd2"), 0);
+	for (int i = 0; i < 3; i++)
+		assert_false(io_done(&q[i]));
+	for (int i = 0; i < 3; i++)
+		assert_true(io_wait(&q[i]));
+	assert_int_equal(live_channels("dd2"), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_true(do_io(&rq, o, 0, DBK_BDEV_IO_TYPE_READ, &rv, 1, (uint64_t)i, 1));
+		assert_memory_equal(r, w[i], sizeof(r));
+	}
+	close_bdev(o);
+	assert_int_equal(delete("dd2"), 0);
+	assert_int_equal(dd_live_handles(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_daos_create_failures),
 		cmocka_unit_test(test_daos_io_and_teardown),
 		cmocka_unit_test(test_daos_channel_connect_failure),
+		cmocka_unit_test(test_daos_io_queued_while_connecting),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -413,6 +413,38 @@ static void test_engine_io(void **state)
 	len = 2;
 	assert_int_equal(E->getxattr(file, "user.daosblk.uuid", xv, &len), -ERANGE);
 
+	/* without user xattrs in the file system: a sidecar json in the container, same behaviour */
+	setenv("DBK_DFS_LOCAL_NO_XATTR", "1", 1);
+	len = sizeof(xv);
+	assert_int_equal(E->getxattr(file, "user.daosblk.block_size", xv, &len), -ENODATA);
+	assert_int_equal(E->setxattr(file, "user.daosblk.block_size", "4096", 4), 0);
+	assert_int_equal(E->setxattr(file, "user.daosblk.num_blocks", "\x00\xff", 2), 0);
+	len = sizeof(xv);
+	assert_int_equal(E->getxattr(file, "user.daosblk.block_size", xv, &len), 0);
+	assert_int_equal(len, 4);
+	assert_memory_equal(xv, "4096", 4);
+	len = sizeof(xv);
+	assert_int_equal(E->getxattr(file, "user.daosblk.num_blocks", xv, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(xv, "\x00\xff", 2);
+	len = 1;
+	assert_int_equal(E->getxattr(file, "user.daosblk.block_size", xv, &len), -ERANGE);
+	unsetenv("DBK_DFS_LOCAL_NO_XATTR");
+	{
+		char sc[512];
+		struct stat st;
+		struct dbk_dfs_pool_info pi;
+		struct dbk_dfs_cont_info ci;
+		assert_int_equal(dbk_dfs_local_pool_query(g_root, "iop", &pi, NULL, 0), 0);
+		assert_int_equal(dbk_dfs_local_cont_query(g_root, "iop", "posix", &ci, NULL, 0), 0);
+		snprintf(sc, sizeof(sc), "%s/pools/%s/conts/%s/xattrs/disk0.json", g_root, pi.uuid, ci.uuid);
+		assert_int_equal(stat(sc, &st), 0);
+	}
+	/* with xattrs back, values only in the sidecar are still found */
+	len = sizeof(xv);
+	assert_int_equal(E->getxattr(file, "user.daosblk.block_size", xv, &len), 0);
+	assert_memory_equal(xv, "4096", 4);
+
 	assert_int_equal(E->eq_destroy(eq), 0);
 	assert_int_equal(E->file_close(file), 0);
 	assert_int_equal(E->umount(fs), 0);

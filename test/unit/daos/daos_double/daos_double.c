@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FAILS 16
 #define MAX_FILES 8
@@ -74,6 +75,8 @@ static void unlock_cb(int *unused)
 	int dd_lock_ __attribute__((cleanup(unlock_cb), unused)) = 0
 
 static bool g_autocomplete;
+static char g_delay_fn[32];
+static int g_delay_ms;
 
 static struct {
 	char fn[32];
@@ -171,6 +174,29 @@ void dd_reset(void)
 	g_last_cid = 0;
 	g_last_flags = 0;
 	g_autocomplete = false;
+	g_delay_fn[0] = '\0';
+}
+
+void dd_delay_next(const char *fn, int ms)
+{
+	LOCKED;
+	snprintf(g_delay_fn, sizeof(g_delay_fn), "%s", fn);
+	g_delay_ms = ms;
+}
+
+/* Sleep (without the lock) if fn is the function to delay. */
+static void maybe_delay(const char *fn)
+{
+	int ms = 0;
+
+	pthread_mutex_lock(&g_mu);
+	if (g_delay_fn[0] && strcmp(g_delay_fn, fn) == 0) {
+		ms = g_delay_ms;
+		g_delay_fn[0] = '\0';
+	}
+	pthread_mutex_unlock(&g_mu);
+	if (ms > 0)
+		usleep((useconds_t)ms * 1000);
 }
 
 void dd_set_autocomplete(bool on)
@@ -364,6 +390,7 @@ int daos_fini(void)
 int daos_pool_connect(const char *pool, const char *sys, unsigned int flags, daos_handle_t *poh,
 		      daos_pool_info_t *info, daos_event_t *ev)
 {
+	maybe_delay("daos_pool_connect");
 	LOCKED;
 	int rc;
 

@@ -29,6 +29,8 @@ size_t dd_file_size(const char *name);
 const uint8_t *dd_file_data(const char *name);
 /* Complete every event as soon as it is launched (for the module test). */
 void dd_set_autocomplete(bool on);
+/* The next call of fn first sleeps ms milliseconds (only daos_pool_connect honours it). */
+void dd_delay_next(const char *fn, int ms);
 /* How many times fn appears in the log. */
 int dd_count_calls(const char *fn);
 /* Arguments of the last dfs_open. */
