@@ -16,7 +16,9 @@
  *   bdev identity (UUID, block size, block count) lives in the file's xattrs.
  */
 /* Error messages are truncated to their buffers on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include "bdev/daos/bdev_daos.h"
 #include "bdev/bdev_module.h"

@@ -1,5 +1,7 @@
 /* Messages are truncated to their buffers on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 /* Engine-independent helpers of the DFS engine interface: engine lookup, messages, object classes. */
 #include "bdev/daos/dfs_engine.h"
