@@ -76,6 +76,7 @@ struct daos_disk {
 	atomic_int live_channels;	/* channels whose connection is up */
 	atomic_uint inject_read, inject_write;
 	atomic_bool unregistering;
+	bool resizing;		/* a resize is running (main reactor only) */
 	struct dbk_thread *main_thread;
 };
 
@@ -1007,6 +1008,7 @@ static void resize_done(void *ctx, int rc)
 					 d->bdev.name, strerror(-rc));
 		}
 	}
+	d->resizing = false;
 	r->cb(r->cb_arg, rc, rc ? r->err : NULL);
 	free(r->c);
 	disk_put(d);
@@ -1023,6 +1025,9 @@ int dbk_bdev_daos_resize(const char *name, uint64_t new_size_mib, void (*cb)(voi
 
 	if (d == NULL || atomic_load(&d->unregistering))
 		return dbk_dfs_fail(err, errlen, -ENODEV, "DAOS bdev '%s' not found", name ? name : "");
+	if (d->resizing)
+		return dbk_dfs_fail(err, errlen, -EBUSY, "bdev '%s' is being resized; try again when that finishes",
+				    name);
 	if (new_size_mib == 0 || new_size_mib > (uint64_t)INT64_MAX / (1024 * 1024))
 		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'new_size': %" PRIu64 " MiB is out of range",
 				    new_size_mib);
@@ -1044,8 +1049,10 @@ int dbk_bdev_daos_resize(const char *name, uint64_t new_size_mib, void (*cb)(voi
 	r->cb_arg = ctx;
 	atomic_fetch_add(&d->refs, 1);
 	atomic_fetch_add(&g_helper_jobs, 1);
+	d->resizing = true;
 	rc = dbk_run_blocking(resize_job, resize_done, r);
 	if (rc) {
+		d->resizing = false;
 		atomic_fetch_sub(&g_helper_jobs, 1);
 		atomic_fetch_sub(&d->refs, 1);
 		free(r->c);

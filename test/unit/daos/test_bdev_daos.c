@@ -291,6 +291,18 @@ static void test_identity_and_config(void **state)
 	assert_int_equal(delete("idn-alias"), 0);
 }
 
+struct two_calls {
+	struct rpc_call a, b;
+};
+
+static void two_resizes_msg(void *ctx)
+{
+	struct two_calls *t = ctx;
+
+	dbk_rpc_call_local(t->a.method, t->a.params, rpc_cb, &t->a);
+	dbk_rpc_call_local(t->b.method, t->b.params, rpc_cb, &t->b);
+}
+
 static void test_resize(void **state)
 {
 	char msg[512], path[512];
@@ -326,6 +338,31 @@ static void test_resize(void **state)
 	bdev_file("rs", path, sizeof(path));
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 128ll << 20);
+	/* a second resize while one runs is refused (-EBUSY), the first one goes through */
+	{
+		struct two_calls t = {.a = {.method = "bdev_daos_resize"}, .b = {.method = "bdev_daos_resize"}};
+		t.a.params = json_pack("{s:s,s:i}", "name", "rs", "new_size", 160);
+		t.b.params = json_pack("{s:s,s:i}", "name", "rs", "new_size", 144);
+		sem_init(&t.a.done, 0, 0);
+		sem_init(&t.b.done, 0, 0);
+		run_on(0, two_resizes_msg, &t);
+		wait_sem(&t.a.done);
+		wait_sem(&t.b.done);
+		assert_int_equal(t.a.code, 0);
+		assert_int_equal(t.b.code, -EBUSY);
+		assert_non_null(strstr(t.b.msg, "being resized"));
+		json_decref(t.a.result);
+		json_decref(t.a.params);
+		json_decref(t.b.params);
+		sem_destroy(&t.a.done);
+		sem_destroy(&t.b.done);
+		info = bdev_info("rs");
+		assert_int_equal(json_integer_value(json_object_get(info, "num_blocks")), 40960);
+		json_decref(info);
+		for (int i = 0; i < 200 && atomic_load(&o->resizes) < 2; i++)
+			usleep(5000);
+		assert_int_equal(atomic_load(&o->resizes), 2);
+	}
 	/* the new blocks are usable */
 	fill(buf, sizeof(buf), 9);
 	assert_true(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_WRITE, &iov, 1, 32767, 1));
