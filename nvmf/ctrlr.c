@@ -3,10 +3,12 @@
  * keep-alive, Identify, log pages. A controller lives on its admin qpair's
  * reactor; registry lookups run on the main reactor (message round trips).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
@@ -58,6 +60,8 @@ struct connect_ctx {
 	struct dbk_nvmf_request *req;
 	struct dbk_nvmf_qpair *q;
 	struct nvmf_connect_data data;
+	struct dbk_nvmf_listen_addr local;	/* where the connection came in */
+	bool has_local;
 	uint16_t qid;
 	uint32_t kato;
 	struct dbk_nvmf_ctrlr *ctrlr;
@@ -181,6 +185,48 @@ static uint16_t alloc_cntlid(struct dbk_nvmf_subsystem *s)
 	return 0;
 }
 
+/* An address as 16 bytes (IPv4 mapped into IPv6); false if it does not parse. */
+static bool addr_bytes(const char *str, uint8_t out[16])
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET6, str, out) == 1)
+		return true;
+	if (inet_pton(AF_INET, str, &a4) != 1)
+		return false;
+	memset(out, 0, 10);
+	out[10] = out[11] = 0xFF;
+	memcpy(out + 12, &a4, 4);
+	return true;
+}
+
+static bool addr_is_wildcard(const uint8_t b[16])
+{
+	static const uint8_t any6[16], any4[16] = { [10] = 0xFF, [11] = 0xFF };
+
+	return memcmp(b, any6, 16) == 0 || memcmp(b, any4, 16) == 0;
+}
+
+/* Main: may a connection that came in on local reach subsystem s? (Unparseable addresses are let through.) */
+static bool listener_allowed(const struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *local)
+{
+	uint8_t lb[16], cb[16];
+
+	if (s->discovery)
+		return true;	/* discovery is served on every listener */
+	if (!addr_bytes(local->traddr, cb))
+		return true;
+	for (const struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next) {
+		const struct dbk_nvmf_listen_addr *la = &sl->listener->addr;
+
+		if (strcasecmp(la->trtype, local->trtype) != 0 || strcmp(la->trsvcid, local->trsvcid) != 0)
+			continue;
+		if (!addr_bytes(la->traddr, lb) || addr_is_wildcard(lb) || memcmp(lb, cb, 16) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void connect_on_main(void *arg)
 {
 	struct connect_ctx *c = arg;
@@ -190,6 +236,13 @@ static void connect_on_main(void *arg)
 
 	if (!s || !g_nvmf_tgt.running || g_nvmf_tgt.stopping) {
 		DBK_NOTICELOG("connect: unknown subsystem '%s'", c->data.subnqn);
+		connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_PARAMETERS,
+			     invalid_param(offsetof(struct nvmf_connect_data, subnqn), true));
+		return;
+	}
+	if (c->has_local && !listener_allowed(s, &c->local)) {
+		DBK_NOTICELOG("connect: %s does not listen on %s %s:%s", s->nqn, c->local.trtype, c->local.traddr,
+			      c->local.trsvcid);
 		connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_PARAMETERS,
 			     invalid_param(offsetof(struct nvmf_connect_data, subnqn), true));
 		return;
@@ -317,6 +370,8 @@ static void fabrics_connect(struct dbk_nvmf_request *req)
 	}
 	c->req = req;
 	c->q = q;
+	c->has_local = q->transport->ops->qpair_get_local_addr &&
+		       q->transport->ops->qpair_get_local_addr(q, &c->local) == 0;
 	c->qid = cmd->qid;
 	c->kato = cmd->kato;
 	q->qid = cmd->qid;

@@ -54,6 +54,8 @@ struct treq {
 
 struct tq {
 	struct dbk_nvmf_qpair q;
+	struct dbk_nvmf_listen_addr local;	/* reported by the transport when has_local */
+	bool has_local;
 	struct treq reqs[TQ_REQS];
 	atomic_bool added;
 	atomic_int nfini;
@@ -147,6 +149,16 @@ static void t_qpair_fini(struct dbk_nvmf_qpair *q)
 	atomic_fetch_add(&((struct tq *)q)->nfini, 1);
 }
 
+static int t_local_addr(struct dbk_nvmf_qpair *q, struct dbk_nvmf_listen_addr *a)
+{
+	struct tq *tq = (struct tq *)q;
+
+	if (!tq->has_local)
+		return -ENOTCONN;
+	*a = tq->local;
+	return 0;
+}
+
 static int t_addr(struct dbk_nvmf_qpair *q, struct dbk_nvmf_listen_addr *a)
 {
 	(void)q;
@@ -170,7 +182,7 @@ static const struct dbk_nvmf_transport_ops g_test_ops = {
 	.req_complete = t_req_complete,
 	.qpair_fini = t_qpair_fini,
 	.qpair_get_peer_addr = t_addr,
-	.qpair_get_local_addr = t_addr,
+	.qpair_get_local_addr = t_local_addr,
 };
 
 /* ============================================================ reactor driver */
@@ -532,10 +544,29 @@ static void new_qpair_fn(struct call *c)
 	call_done(c);
 }
 
+/* Local address the next tq_new() connections report (none by default). */
+static struct dbk_nvmf_listen_addr g_next_local;
+static bool g_next_has_local;
+
+static void set_local(const char *traddr, const char *port)
+{
+	g_next_has_local = traddr != NULL;
+	memset(&g_next_local, 0, sizeof(g_next_local));
+	if (!traddr)
+		return;
+	snprintf(g_next_local.trtype, sizeof(g_next_local.trtype), "TEST");
+	snprintf(g_next_local.adrfam, sizeof(g_next_local.adrfam), "%s", strchr(traddr, ':') ? "IPv6" : "IPv4");
+	snprintf(g_next_local.traddr, sizeof(g_next_local.traddr), "%s", traddr);
+	snprintf(g_next_local.trsvcid, sizeof(g_next_local.trsvcid), "%s", port);
+}
+
 static struct tq *tq_new(void)
 {
 	struct tq *tq = calloc(1, sizeof(*tq));
 	struct call c = {0};
+
+	tq->local = g_next_local;
+	tq->has_local = g_next_has_local;
 
 	for (int i = 0; i < TQ_REQS; i++)
 		tq->reqs[i].tq = tq;
@@ -1616,6 +1647,45 @@ static void test_inflight_async_bdev(void **state)
 	unlink(path);
 }
 
+#define NQN9 "nqn.2016-06.io.spdk:cnode9"
+
+/* A connection reaches an NVM subsystem only through one of its listeners. */
+static void test_connect_listener_check(void **state)
+{
+	struct tq *t, *a;
+	struct nvme_cpl cpl;
+
+	(void)state;
+	assert_int_equal(create_subsys(NQN9, true), 0);
+	assert_int_equal(listener(NQN9, "10.1.1.1", "4420", true), 0);
+	assert_int_equal(listener(NQN9, "0.0.0.0", "4430", true), 0);
+	assert_int_equal(listener(NQN9, "fe80::0001", "4440", true), 0);
+	set_local("10.1.1.1", "4420");
+	admin_connect(&a, NQN9, HOSTNQN, 0);
+	tq_close(a);
+	set_local("10.1.1.7", "4430");	/* wildcard listener */
+	admin_connect(&a, NQN9, HOSTNQN, 0);
+	tq_close(a);
+	set_local("fe80::1", "4440");	/* same address, other spelling */
+	admin_connect(&a, NQN9, HOSTNQN, 0);
+	tq_close(a);
+	set_local("10.1.1.2", "4420");
+	t = tq_new();
+	assert_int_equal(connect_q(t, 0, 31, 0xFFFF, NQN9, HOSTNQN, 0, 0, &cpl),
+			 ST(1, NVME_SC_CONNECT_INVALID_PARAMETERS));
+	assert_int_equal(cpl.cdw0, 256u | (1u << 16));
+	tq_close(t);
+	set_local("10.1.1.1", "4421");
+	t = tq_new();
+	assert_int_equal(connect_q(t, 0, 31, 0xFFFF, NQN9, HOSTNQN, 0, 0, &cpl),
+			 ST(1, NVME_SC_CONNECT_INVALID_PARAMETERS));
+	/* the discovery subsystem answers on any listener */
+	assert_int_equal(connect_q(t, 0, 31, 0xFFFF, NVME_DISC_SUBSYS_NQN, HOSTNQN, 0, 0, &cpl), 0);
+	tq_close(t);
+	set_local(NULL, NULL);
+	assert_int_equal(delete_subsys(NQN9), 0);
+}
+
 /* ------------------------------------------------------------------- RPC */
 
 static void rpc_cb(void *ctx, const json_t *result, int code, const char *msg)
@@ -1749,6 +1819,7 @@ static void test_rpc(void **state)
 	/* controllers and qpairs */
 	struct tq *a;
 
+	set_local("127.0.0.1", "4420");
 	admin_connect(&a, "nqn.2016-06.io.spdk:rpc1", HOSTNQN, 0);
 	snprintf(p, sizeof(p), "{%s}", n);
 	assert_int_equal(rpc("nvmf_subsystem_get_controllers", p, &r), 0);
@@ -1811,6 +1882,7 @@ static void test_rpc(void **state)
 	assert_true(wait_until(&b->nfini, 1));
 	free(a);
 	free(b);
+	set_local(NULL, NULL);
 	/* removing a host disconnects its controllers */
 	admin_connect(&a, "nqn.2016-06.io.spdk:rpc1", HOSTNQN, 0);
 	snprintf(p, sizeof(p), "{%s, \"host\":\"%s\"}", n, HOSTNQN);
@@ -1895,6 +1967,7 @@ int main(void)
 		cmocka_unit_test(test_keep_alive_expiry),
 		cmocka_unit_test(test_disconnect_inflight_and_delete),
 		cmocka_unit_test(test_inflight_async_bdev),
+		cmocka_unit_test(test_connect_listener_check),
 		cmocka_unit_test(test_rpc),
 	};
 
