@@ -93,7 +93,11 @@ struct dbk_dfs_engine {
 	/* Only when nothing is in flight (else -EBUSY). */
 	int (*eq_destroy)(struct dbk_dfs_eq *eq);
 
-	/* Asynchronous I/O: 0 queued (op->cb will run from poll), -EAGAIN queue full, -errno. */
+	/*
+	 * Asynchronous I/O: 0 queued (op->cb will run from poll), -EAGAIN queue full, -errno.
+	 * Queued operations make progress only while the queue is polled (an engine may
+	 * batch the submission into the next poll), so poll while inflight() > 0.
+	 */
 	int (*readv)(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, const struct iovec *iov, int iovcnt,
 		     uint64_t offset, struct dbk_dfs_op *op);
 	int (*writev)(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, const struct iovec *iov, int iovcnt,

@@ -1127,7 +1127,6 @@ static int ring_queue(struct dbk_dfs_eq *eq, struct dbk_dfs_op *op)
 {
 	struct lop *l = lop_of(op);
 	struct io_uring_sqe *sqe;
-	int rc;
 
 	if (eq->inflight >= eq->depth)
 		return -EAGAIN;
@@ -1158,11 +1157,16 @@ static int ring_queue(struct dbk_dfs_eq *eq, struct dbk_dfs_op *op)
 		break;
 	}
 	io_uring_sqe_set_data(sqe, op);
-	rc = io_uring_submit(&eq->ring);
-	if (rc < 0)
-		return rc == -EBUSY ? -EAGAIN : rc;
+	/* submitted in batches by poll(): one io_uring_enter per poller run, not per I/O */
 	eq->inflight++;
 	return 0;
+}
+
+/* Hand the prepared entries to the kernel; on a transient failure they stay queued for the next poll. */
+static void ring_submit(struct dbk_dfs_eq *eq)
+{
+	if (io_uring_sq_ready(&eq->ring) > 0)
+		io_uring_submit(&eq->ring);
 }
 
 static int start_rw(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, enum lop_kind kind, const struct iovec *iov,
@@ -1257,6 +1261,7 @@ static int local_poll(struct dbk_dfs_eq *eq, int max)
 	struct io_uring_cqe *cqe;
 	int n = 0;
 
+	ring_submit(eq);
 	while (n < max && io_uring_peek_cqe(&eq->ring, &cqe) == 0) {
 		struct dbk_dfs_op *op = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
@@ -1266,6 +1271,7 @@ static int local_poll(struct dbk_dfs_eq *eq, int max)
 		handle_cqe(eq, op, res);
 		n++;
 	}
+	ring_submit(eq); /* resubmitted remainders and I/O queued by the callbacks */
 	return n;
 }
 
