@@ -53,7 +53,7 @@ struct create_transport_params {
 	bool c2h_success;
 	uint32_t sock_priority;
 	uint32_t abort_timeout_sec;
-	json_t *ignored[4];
+	json_t *ignored[8];
 };
 
 #define CTF(n, t) { #n, t, offsetof(struct create_transport_params, n), false, NULL, 0, NULL }
@@ -76,6 +76,10 @@ static const struct dbk_json_field create_transport_fields[] = {
 	{ "control_msg_num", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[1]), false, NULL, 0, NULL },
 	{ "acceptor_poll_rate", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[2]), false, NULL, 0, NULL },
 	{ "ack_timeout", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[3]), false, NULL, 0, NULL },
+	{ "data_wr_pool_size", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[4]), false, NULL, 0, NULL },
+	{ "disable_command_passthru", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[5]), false, NULL, 0,
+	  NULL },
+	{ "tgt_name", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[6]), false, NULL, 0, NULL },
 };
 
 static void default_opts(struct dbk_nvmf_transport_opts *o)
