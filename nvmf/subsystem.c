@@ -740,8 +740,11 @@ void dbk_nvmf_subsystem_add_ns(struct dbk_nvmf_subsystem *s, const char *bdev_na
 		cb(ctx, -EINVAL, err);
 		return;
 	}
+	/* identities are stable: given, or derived from the (given or bdev) UUID */
 	if (o.has_nguid)
 		memcpy(ns->nguid, o.nguid, 16);
+	else if (o.has_uuid)
+		memcpy(ns->nguid, o.uuid, 16);
 	else
 		memcpy(ns->nguid, *dbk_bdev_get_uuid(ns->bdev), 16);
 	if (o.has_uuid)
