@@ -1895,6 +1895,18 @@ static void test_rpc(void **state)
 	snprintf(p, sizeof(p), "{%s, \"nsid\":4}", n);
 	assert_int_equal(rpc("nvmf_subsystem_remove_ns", p, NULL), 0);
 	assert_int_equal(rpc("nvmf_subsystem_remove_ns", p, NULL), -ENOENT);
+	/* only a UUID given: the NGUID follows it */
+	snprintf(p, sizeof(p),
+		 "{%s, \"namespace\":{\"bdev_name\":\"nvmf_r0\", \"uuid\":\"0a0b0c0d-0102-0304-0506-0708090a0b0c\"}}", n);
+	assert_int_equal(rpc("nvmf_subsystem_add_ns", p, &r), 0);
+	assert_int_equal(json_integer_value(r), 1);
+	json_decref(r);
+	assert_int_equal(rpc("nvmf_get_subsystems", "{\"nqn\":\"nqn.2016-06.io.spdk:rpc1\"}", &r), 0);
+	ns = json_array_get(json_object_get(json_array_get(r, 0), "namespaces"), 0);
+	assert_string_equal(json_string_value(json_object_get(ns, "nguid")), "0A0B0C0D0102030405060708090A0B0C");
+	json_decref(r);
+	snprintf(p, sizeof(p), "{%s, \"nsid\":1}", n);
+	assert_int_equal(rpc("nvmf_subsystem_remove_ns", p, NULL), 0);
 	snprintf(p, sizeof(p),
 		 "{\"nqn\":\"discovery\", \"listen_address\":{\"trtype\":\"TEST\",\"traddr\":\"127.0.0.1\",\"trsvcid\":\"8009\"}}");
 	assert_int_equal(rpc("nvmf_subsystem_remove_listener", p, NULL), 0);
