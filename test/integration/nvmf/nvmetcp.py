@@ -304,10 +304,10 @@ def admin_session(port, subnqn, hostnqn="nqn.2014-08.org.nvmexpress:uuid:0f0e0d0
 
 
 def io_session(port, subnqn, cntlid, hostnqn="nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
-               digests=False):
+               digests=False, qid=1):
     h = Host(port)
     h.connect_ic(digests, digests)
-    cpl = h.fabric_connect(subnqn, hostnqn, qid=1, sqsize=63, cntlid=cntlid, kato=0)
+    cpl = h.fabric_connect(subnqn, hostnqn, qid=qid, sqsize=63, cntlid=cntlid, kato=0)
     assert cpl.ok, "I/O connect failed: %r" % cpl
     return h
 
@@ -332,6 +332,7 @@ class Target:
         self.dir = tempfile.mkdtemp(prefix="dbk-it-")
         self.sock = os.path.join(self.dir, "rpc.sock")
         self.log = open(os.path.join(self.dir, "tgt.log"), "w+")
+        self.log_path = self.log.name
         self.proc = subprocess.Popen([self.tgt, "-m", mask, "-r", self.sock] + list(extra),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(200):
@@ -359,9 +360,8 @@ class Target:
         return self.proc.poll() is None
 
     def logtext(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        with open(self.log_path) as f:
+            return f.read()
 
     def stop(self):
         """SIGINT; returns the exit code (0 expected: clean shutdown, no leaks under ASan)."""
@@ -373,6 +373,7 @@ class Target:
                 self.proc.kill()
                 self.proc.wait()
                 return -999
+        self.log.close()
         return self.proc.returncode
 
     def export_malloc(self, nqn, port, size_mib=16, block=512, allow_any=True, transport_args=()):
