@@ -41,6 +41,8 @@
 #define XATTR_NUM_BLOCKS "user.daosblk.num_blocks"
 #define EQ_DEPTH 256
 #define POLL_BATCH 64
+/* A channel whose connect failed tries again on the first I/O after this long (fails I/O meanwhile). */
+#define RECONNECT_NS (1000ull * 1000 * 1000)
 
 /* ------------------------------------------------------------ module state */
 
@@ -90,6 +92,7 @@ struct daos_channel {
 	struct conn *conn;
 	enum ch_state state;
 	int fail_rc;
+	uint64_t failed_at_ns;	/* when the last connect failed: a new one is tried RECONNECT_NS later */
 	struct dbk_poller *poller;
 	uint32_t inflight;	/* accepted, not yet completed (queued while connecting included) */
 	struct task_list pending;
@@ -277,6 +280,7 @@ static void conn_release_async(struct conn *c)
 /* -------------------------------------------------------------------- I/O */
 
 static void task_start(struct daos_task *t);
+static int ch_connect_start(struct daos_channel *ch);
 
 static void complete_resets(struct daos_channel *ch)
 {
@@ -406,6 +410,11 @@ static void daos_submit(struct dbk_io_channel *ich, struct dbk_bdev_io *io)
 		TAILQ_INSERT_TAIL(&ch->pending, t, link);
 		break;
 	case CH_FAILED:
+		/* try to connect again now and then (the pool may be back); fail the I/O in between */
+		if (dbk_get_ns() - ch->failed_at_ns >= RECONNECT_NS && ch_connect_start(ch) == 0) {
+			TAILQ_INSERT_TAIL(&ch->pending, t, link);
+			break;
+		}
 		task_done(t, ch->fail_rc);
 		break;
 	case CH_READY:
@@ -464,6 +473,7 @@ static void ch_connected(void *ctx, int rc)
 			   dbk_thread_get_name(dbk_get_thread()), c->err);
 		ch->state = CH_FAILED;
 		ch->fail_rc = rc;
+		ch->failed_at_ns = dbk_get_ns();
 		ch->conn = NULL;
 		free(c);
 		disk_put(d);
@@ -483,35 +493,45 @@ static void ch_connected(void *ctx, int rc)
 	}
 }
 
-static int daos_ch_create(void *dev, void *ctx)
+/* Start (re)connecting ch on the helper thread; ch->state becomes CH_CONNECTING. 0 or -errno. */
+static int ch_connect_start(struct daos_channel *ch)
 {
-	struct daos_disk *d = dev;
-	struct daos_channel *ch = ctx;
-	struct conn *c;
+	struct daos_disk *d = ch->disk;
+	struct conn *c = conn_new(d, false);
 	int rc;
 
-	ch->disk = d;
-	ch->state = CH_CONNECTING;
-	TAILQ_INIT(&ch->pending);
-	TAILQ_INIT(&ch->resets);
-	c = conn_new(d, false);
 	if (c == NULL)
 		return -ENOMEM;
 	c->ch = ch;
-	ch->conn = c;
-	ch->poller = dbk_poller_register(daos_poll, ch, 0, "bdev_daos");
-	if (ch->poller == NULL) {
-		free(c);
-		return -ENOMEM;
-	}
 	atomic_fetch_add(&d->refs, 1);
 	atomic_fetch_add(&g_helper_jobs, 1);
 	rc = dbk_run_blocking(ch_connect_job, ch_connected, c);
 	if (rc != 0) {
 		atomic_fetch_sub(&g_helper_jobs, 1);
 		atomic_fetch_sub(&d->refs, 1);
-		dbk_poller_unregister(&ch->poller);
 		free(c);
+		return rc;
+	}
+	ch->conn = c;
+	ch->state = CH_CONNECTING;
+	return 0;
+}
+
+static int daos_ch_create(void *dev, void *ctx)
+{
+	struct daos_disk *d = dev;
+	struct daos_channel *ch = ctx;
+	int rc;
+
+	ch->disk = d;
+	TAILQ_INIT(&ch->pending);
+	TAILQ_INIT(&ch->resets);
+	ch->poller = dbk_poller_register(daos_poll, ch, 0, "bdev_daos");
+	if (ch->poller == NULL)
+		return -ENOMEM;
+	rc = ch_connect_start(ch);
+	if (rc != 0) {
+		dbk_poller_unregister(&ch->poller);
 		return rc;
 	}
 	return 0;

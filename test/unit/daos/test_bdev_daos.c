@@ -493,6 +493,11 @@ static void test_channel_connect_failure(void **state)
 	assert_int_equal(q.err, -ENOENT);
 	assert_false(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_READ, &av, 1, 0, 1));
 	assert_int_equal(live_channels("doom"), 0);
+	/* a second later the next I/O tries to connect again: still gone, still -ENOENT */
+	usleep(1100 * 1000);
+	assert_false(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_READ, &av, 1, 0, 1));
+	assert_int_equal(q.err, -ENOENT);
+	assert_int_equal(live_channels("doom"), 0);
 	close_bdev(o);
 	assert_int_equal(delete("doom"), 0);
 }

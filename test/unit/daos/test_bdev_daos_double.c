@@ -141,9 +141,22 @@ static void test_daos_channel_connect_failure(void **state)
 	assert_int_equal(create(create_params("dd1", "pool0", "cont0", 4096, 16), msg), 0);
 	/* the channel's connect fails (pool gone): its queued I/O fails with the errno, nothing leaks */
 	dd_fail_next("daos_pool_connect", -DER_NONEXIST);
+	dd_log_clear();
 	o = open_bdev("dd1");
 	assert_false(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_WRITE, &v, 1, 0, 1));
 	assert_int_equal(q.err, -ENOENT);
+	/* within a second: failed at once, no new connect */
+	assert_false(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_READ, &v, 1, 0, 1));
+	assert_int_equal(q.err, -ENOENT);
+	assert_int_equal(dd_count_calls("daos_pool_connect"), 1);
+	assert_int_equal(live_channels("dd1"), 0);
+	/* later the channel connects again on the next I/O (the pool is back) */
+	usleep(1100 * 1000);
+	memset(b, 0x3c, sizeof(b));
+	assert_true(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_WRITE, &v, 1, 0, 1));
+	assert_int_equal(dd_count_calls("daos_pool_connect"), 2);
+	assert_int_equal(live_channels("dd1"), 1);
+	assert_int_equal(dd_file_data("dd1")[0], 0x3c);
 	close_bdev(o);
 	assert_int_equal(delete("dd1"), 0);
 	assert_int_equal(dd_live_handles(), 0);
