@@ -1144,6 +1144,8 @@ static void qpairs_group_msg(void *arg)
 		memset(&a, 0, sizeof(a));
 		if (q->transport->ops->qpair_get_peer_addr && q->transport->ops->qpair_get_peer_addr(q, &a) == 0)
 			json_object_set_new(o, "peer_address", addr_json(&a));
+		if (q->transport->ops->qpair_dump_json)
+			q->transport->ops->qpair_dump_json(q, o);
 		json_array_append_new(c->arr, o);
 	}
 }

@@ -138,6 +138,8 @@ struct dbk_nvmf_transport_ops {
 	/* Addresses of the connection: peer (host) and local (listener). 0 or -errno. */
 	int (*qpair_get_peer_addr)(struct dbk_nvmf_qpair *qpair, struct dbk_nvmf_listen_addr *addr);
 	int (*qpair_get_local_addr)(struct dbk_nvmf_qpair *qpair, struct dbk_nvmf_listen_addr *addr);
+	/* Optional: transport details of a qpair (e.g. negotiated digests) into obj (nvmf_subsystem_get_qpairs). */
+	void (*qpair_dump_json)(struct dbk_nvmf_qpair *qpair, json_t *obj);
 	/* Optional: write the transport's options into obj (nvmf_get_transports / config). */
 	void (*dump_opts_json)(struct dbk_nvmf_transport *transport, json_t *obj);
 };

@@ -1550,6 +1550,14 @@ static int tcp_qpair_get_peer_addr(struct dbk_nvmf_qpair *qp, struct dbk_nvmf_li
 	return sockaddr_to_addr(&ss, addr);
 }
 
+static void tcp_qpair_dump_json(struct dbk_nvmf_qpair *qp, json_t *obj)
+{
+	struct tcp_conn *c = (struct tcp_conn *)qp;
+
+	json_object_set_new(obj, "header_digest", json_boolean(c->hdgst));
+	json_object_set_new(obj, "data_digest", json_boolean(c->ddgst));
+}
+
 static int tcp_qpair_get_local_addr(struct dbk_nvmf_qpair *qp, struct dbk_nvmf_listen_addr *addr)
 {
 	struct tcp_conn *c = conn_of(qp);
@@ -1804,5 +1812,6 @@ const struct dbk_nvmf_transport_ops dbk_nvmf_tcp_transport_ops = {
 	.qpair_fini = tcp_qpair_fini,
 	.qpair_get_peer_addr = tcp_qpair_get_peer_addr,
 	.qpair_get_local_addr = tcp_qpair_get_local_addr,
+	.qpair_dump_json = tcp_qpair_dump_json,
 	.dump_opts_json = tcp_dump_opts_json,
 };

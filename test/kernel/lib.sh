@@ -136,3 +136,19 @@ kt_wait_signal() {
 kt_guest_value() {
     tr -d '\r' <"$GUEST_LOG" | grep -ao "@@DBK-VALUE:$1=[^@]*@@" | tail -n1 | sed -E "s/@@DBK-VALUE:$1=(.*)@@/\\1/"
 }
+
+# kt_check_digests WANT(true|false): every queue of the subsystem negotiated
+# header and data digests as WANT (asked while the guest is connected).
+kt_check_digests() {
+    local q
+    q=$(rpc nvmf_subsystem_get_qpairs "$NQN")
+    python3 - "$1" "$q" <<'PY' || kt_fail "digest check failed: $q"
+import json, sys
+want = sys.argv[1] == "true"
+qs = json.loads(sys.argv[2])
+assert len(qs) >= 2, "expected the admin queue and at least one I/O queue, got %d" % len(qs)
+for q in qs:
+    assert q["header_digest"] is want and q["data_digest"] is want, q
+print("digests %s on %d queues" % (want, len(qs)))
+PY
+}

@@ -5,6 +5,8 @@
 . /ki/files/common.sh
 trap 'nvme disconnect-all >/dev/null 2>&1' EXIT
 if [ "${MODE:-connect-all}" = digest ]; then connect_digest; else connect_all; fi
+signal_host connected
+sleep 2   # the host inspects the live queues meanwhile
 nvme list
 echo "using $DEV ($(size_mib "$DEV") MiB)"
 ns_ids "$DEV"
