@@ -425,8 +425,8 @@ int dbk_dfs_local_pool_create(const char *root, const char *label, const char *u
 		rc = dbk_dfs_fail(err, errlen, -EEXIST, "a pool with uuid %s already exists ('%s')", u, info.label);
 		goto out;
 	}
-	snprintf(tmpdir, sizeof(tmpdir), "%s/.%s.creating", pdir, u);
-	if (join(dir, sizeof(dir), pdir, u) != 0 || join(sub, sizeof(sub), tmpdir, "conts") != 0) {
+	if ((size_t)snprintf(tmpdir, sizeof(tmpdir), "%s/.%s.creating", pdir, u) >= sizeof(tmpdir) ||
+	    join(dir, sizeof(dir), pdir, u) != 0 || join(sub, sizeof(sub), tmpdir, "conts") != 0) {
 		rc = dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
 		goto out;
 	}
