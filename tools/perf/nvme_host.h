@@ -1,0 +1,105 @@
+/*
+ * daosblk-perf host side of NVMe/TCP: one queue pair = one TCP connection.
+ * Non-blocking socket; the owner thread drives it with host_process() (busy poll) or host_exec_sync()
+ * (poll(2) with a timeout, for admin commands). No allocation after host_qp_connect().
+ */
+#ifndef DBK_TOOLS_PERF_NVME_HOST_H
+#define DBK_TOOLS_PERF_NVME_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "nvmf/tcp/nvme_tcp.h"
+
+struct host_qpair;
+struct host_req;
+typedef void (*host_cb)(struct host_qpair *qp, struct host_req *r, void *arg);
+
+struct host_h2c_pdu {
+	uint8_t hdr[sizeof(struct nvme_tcp_data_hdr) + NVME_TCP_DIGEST_LEN];
+	uint32_t ddgst;
+};
+
+struct host_req {
+	uint16_t cid;
+	uint8_t opc;
+	bool active;
+	bool h2c;		/* data flows host -> controller */
+	bool in_capsule;
+	void *buf;
+	uint32_t len;
+	uint32_t c2h_done;	/* bytes received in C2HData PDUs */
+	uint32_t h2c_done;	/* bytes queued in H2CData PDUs */
+	uint64_t submit_ns;
+	struct nvme_cpl cpl;
+	host_cb cb;
+	void *cb_arg;
+	uint64_t user;		/* caller's cookie */
+	uint8_t cmd_hdr[sizeof(struct nvme_tcp_cmd) + NVME_TCP_DIGEST_LEN];
+	uint32_t cmd_ddgst;
+	struct host_h2c_pdu *h2c_pdus;
+	unsigned h2c_next;
+};
+
+enum host_rx_state { RX_CH, RX_PAD, RX_DATA, RX_DDGST };
+
+struct host_qpair {
+	int fd;
+	uint16_t qid;
+	bool hdgst, ddgst;
+	uint32_t maxh2cdata;
+	uint32_t icd_size;	/* in-capsule data bytes the controller accepts on this queue */
+	char peer[300];
+
+	struct host_req *reqs;
+	uint16_t nreqs;
+	uint16_t *free_stack;
+	uint16_t nfree;
+	unsigned nh2c;
+
+	struct iovec *txr;	/* ring of pending iovecs */
+	size_t txcap, txhead, txtail, txoff;
+
+	uint8_t *rbuf;
+	size_t rcap, rhead, rtail;
+	enum host_rx_state rx_state;
+	struct host_req *rx_req;
+	uint8_t *rx_dst;
+	uint32_t rx_left, rx_pad, rx_datal, rx_crc;
+	uint8_t rx_flags, rx_ddgst[4], rx_ddgst_have;
+
+	uint64_t completions;
+	bool failed;
+	char err[512];
+};
+
+uint64_t host_now_ns(void);
+
+/* TCP connect (10 s timeout), ICReq/ICResp exchange and validation, allocation of nreqs request slots able to
+ * carry up to max_io bytes each. Returns 0, or -1 with qp->err set (qp is then closed). */
+int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
+		    bool ddgst, uint16_t nreqs, uint32_t max_io);
+void host_qp_close(struct host_qpair *qp);
+
+/* A free request slot or NULL. */
+struct host_req *host_req_get(struct host_qpair *qp);
+/* Queue a command (cid, SGL and PSDT are filled in). h2c: buf is sent to the controller (in-capsule when
+ * len <= icd_size, otherwise on R2T). The callback runs from host_process() once the command completed;
+ * the slot is already free again then. Returns 0 or -1 (qp->err). */
+int host_submit(struct host_qpair *qp, struct host_req *r, const struct nvme_cmd *cmd, void *buf, uint32_t len,
+		bool h2c, host_cb cb, void *arg);
+/* Send what is queued and receive/parse what arrived, without blocking. Returns completions run, -1 on a fatal
+ * error (qp->err). */
+int host_process(struct host_qpair *qp);
+bool host_tx_pending(const struct host_qpair *qp);
+/* Run one command to completion (timeout_ms). Returns 0 when it completed (status in *cpl), -1 otherwise. */
+int host_exec_sync(struct host_qpair *qp, const struct nvme_cmd *cmd, void *buf, uint32_t len, bool h2c,
+		   struct nvme_cpl *cpl, int timeout_ms);
+/* Oldest outstanding command's age in ns (0 when idle). */
+uint64_t host_oldest_ns(const struct host_qpair *qp, uint64_t now);
+
+/* "SCT 0x1 SC 0x82 (Connect: invalid parameters)" */
+const char *host_status_str(uint16_t status, char *buf, size_t len);
+
+#endif
