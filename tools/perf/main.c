@@ -1071,7 +1071,9 @@ int main(int argc, char **argv)
 		}
 		w->qp.icd_size = c->icd_size;
 		uint16_t cntlid;
-		if (fabric_connect(&w->qp, (uint16_t)(i + 1), (uint16_t)(depth - 1), 0, c->cntlid, c->subnqn,
+		/* SQSIZE is 0-based and must be >= 1; fabrics hosts keep SQSIZE+1 commands in flight (as Linux does). */
+		uint16_t sqsize = (uint16_t)(depth > 1 ? depth - 1 : 1);
+		if (fabric_connect(&w->qp, (uint16_t)(i + 1), sqsize, 0, c->cntlid, c->subnqn,
 				   g_opt.hostnqn, c->hostid, g_opt.sqfc_disable ? 0x4 : 0, &cntlid)) {
 			rc = 1;
 			break;
