@@ -888,7 +888,7 @@ static void parse_args(int argc, char **argv)
 	if (g_opt.rwmix >= 0 && g_opt.wl != WL_RW && g_opt.wl != WL_RANDRW)
 		die("-M only applies to -w rw or randrw");
 	if (g_opt.rwmix < 0)
-		g_opt.rwmix = 50;
+		g_opt.rwmix = (g_opt.wl == WL_READ || g_opt.wl == WL_RANDREAD) ? 100 : (g_opt.wl == WL_RW || g_opt.wl == WL_RANDRW) ? 50 : 0;
 	if (!g_opt.hostnqn[0] && g_opt.trid.hostnqn[0])
 		snprintf(g_opt.hostnqn, sizeof(g_opt.hostnqn), "%s", g_opt.trid.hostnqn);
 	if (!have_seed) {
@@ -1126,7 +1126,7 @@ int main(int argc, char **argv)
 				bytes += atomic_load_explicit(&g_workers[i].prog_bytes, memory_order_relaxed);
 			}
 			sec++;
-			fprintf(stderr, "[%3ds] %" PRIu64 " IOPS %.1f MiB/s\n", sec, ios - prev_ios,
+			fprintf(stderr, "[%2ds] %" PRIu64 " IOPS %.1f MiB/s\n", sec, ios - prev_ios,
 				(double)(bytes - prev_bytes) / 1048576.0);
 			prev_ios = ios;
 			prev_bytes = bytes;
@@ -1136,6 +1136,15 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(g_workers[i].tid, NULL);
+	if (went && g_opt.progress && sec < g_opt.time_s && !atomic_load(&g_abort)) {
+		uint64_t ios = 0, bytes = 0;
+		for (int i = 0; i < started; i++) {
+			ios += atomic_load(&g_workers[i].prog_ios);
+			bytes += atomic_load(&g_workers[i].prog_bytes);
+		}
+		fprintf(stderr, "[%2ds] %" PRIu64 " IOPS %.1f MiB/s\n", sec + 1, ios - prev_ios,
+			(double)(bytes - prev_bytes) / 1048576.0);
+	}
 
 	struct perf_hist *tot = malloc(sizeof(*tot));
 	if (!tot)
