@@ -445,7 +445,7 @@ struct worker {
 	uint64_t rng;
 	int inflight;
 	enum phase phase;
-	uint64_t end_ns;
+	uint64_t start_ns, end_ns;
 	struct perf_hist hist;
 	uint64_t reads, writes, read_bytes, write_bytes;
 	uint64_t errors, mismatches, blocks_checked;
@@ -464,6 +464,15 @@ static uint8_t *g_busy;		/* verify: slot has an I/O in flight */
 static atomic_int g_abort;
 static atomic_int g_ready;
 static atomic_int g_go;
+static volatile sig_atomic_t g_interrupted;
+static uint64_t g_keep_alives;
+static double g_elapsed_s;	/* measured run phase (shorter than -t when interrupted) */
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	g_interrupted = 1;
+}
 static atomic_int g_done;
 static _Atomic uint64_t g_mismatch_printed;
 
@@ -661,6 +670,10 @@ static int run(struct worker *w)
 		uint64_t now = host_now_ns();
 		if (now >= w->end_ns)
 			break;
+		if (g_interrupted) {
+			w->end_ns = now;
+			break;
+		}
 		struct host_req *r;
 		while (w->inflight < g_opt.depth && (r = host_req_get(&w->qp))) {
 			uint64_t slot = pick_slot(w);
@@ -693,7 +706,9 @@ static void *worker_main(void *arg)
 		atomic_fetch_add(&g_ready, 1);
 		goto out;
 	}
-	if (g_opt.verify) {
+	/* Read-only workloads need known contents: write every slot once first. Workloads that write track the
+	 * generation of what they wrote and only check those blocks. */
+	if (g_opt.verify && (g_opt.wl == WL_READ || g_opt.wl == WL_RANDREAD)) {
 		w->phase = PH_PREFILL;
 		if (sweep(w, true)) {
 			atomic_fetch_add(&g_ready, 1);
@@ -706,7 +721,8 @@ static void *worker_main(void *arg)
 	if (atomic_load(&g_abort))
 		goto out;
 	w->phase = PH_RUN;
-	w->end_ns = host_now_ns() + (uint64_t)g_opt.time_s * 1000000000ull;
+	w->start_ns = host_now_ns();
+	w->end_ns = w->start_ns + (uint64_t)g_opt.time_s * 1000000000ull;
 	if (run(w))
 		goto out;
 	if (g_opt.verify) {
@@ -738,8 +754,9 @@ static void usage(FILE *f)
 		"  -k, --keepalive MS       keep alive timeout (default 30000; sent every KATO/2)\n"
 		"      --hostnqn NQN        host NQN (default nqn.2014-08.org.nvmexpress:uuid:<random>)\n"
 		"      --json               print the result as one JSON object on stdout\n"
-		"      --verify             write verifiable patterns (LBA, seed, generation) and check every read;\n"
-		"                           prefill the range first, read everything back at the end\n"
+		"      --verify             write verifiable patterns (header {magic, LBA, seed, generation} + fill) and\n"
+		"                           check every read of a block written in this run; read/randread prefill\n"
+		"                           the range first; at the end every written block is read back and checked\n"
 		"      --seed N             verify pattern seed (default: random)\n"
 		"      --disable-sqfc       ask for SQ flow control disabled (target may use C2HData DATA_SUCCESS)\n"
 		"      --no-progress        no per-second progress lines on stderr\n"
@@ -913,7 +930,7 @@ static double us(uint64_t ns)
 static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint64_t rbytes, uint64_t wbytes,
 		   uint64_t errors, uint64_t mismatches, uint64_t checked, bool failed)
 {
-	double t = g_opt.time_s;
+	double t = g_elapsed_s > 0 ? g_elapsed_s : g_opt.time_s;
 	uint64_t ios = reads + writes;
 	double iops = (double)ios / t, mibs = (double)(rbytes + wbytes) / t / (1024.0 * 1024.0);
 	double avg = tot->count ? (double)tot->sum / (double)tot->count / 1000.0 : 0;
@@ -926,9 +943,9 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		printf("\"nsid\":%u,\"block_size\":%u,\"ns_blocks\":%" PRIu64 ",", g_opt.nsid, g_ctrl.block_size,
 		       g_ctrl.nsze);
 		printf("\"workload\":\"%s\",\"rwmixread\":%d,\"io_size\":%u,\"queue_depth\":%d,\"cores\":%d,"
-		       "\"runtime_s\":%d,\"hdgst\":%s,\"ddgst\":%s,",
-		       wl_names[g_opt.wl], g_opt.rwmix, g_opt.io_size, g_opt.depth, g_opt.ncores, g_opt.time_s,
-		       g_opt.hdgst ? "true" : "false", g_opt.ddgst ? "true" : "false");
+		       "\"runtime_s\":%d,\"elapsed_s\":%.3f,\"interrupted\":%s,\"keep_alives\":%" PRIu64 ",\"hdgst\":%s,\"ddgst\":%s,",
+		       wl_names[g_opt.wl], g_opt.rwmix, g_opt.io_size, g_opt.depth, g_opt.ncores, g_opt.time_s, t,
+		       g_interrupted ? "true" : "false", g_keep_alives, g_opt.hdgst ? "true" : "false", g_opt.ddgst ? "true" : "false");
 		printf("\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64 ",\"iops\":%.1f,"
 		       "\"read_iops\":%.1f,\"write_iops\":%.1f,\"mibps\":%.2f,",
 		       ios, reads, writes, iops, (double)reads / t, (double)writes / t, mibs);
@@ -968,6 +985,11 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	parse_args(argc, argv);
 	struct ctrl *c = &g_ctrl;
 	snprintf(c->traddr, sizeof(c->traddr), "%s", g_opt.trid.traddr);
@@ -1106,6 +1128,8 @@ int main(int argc, char **argv)
 	int sec = 0;
 	while (atomic_load(&g_done) < started) {
 		uint64_t now = host_now_ns();
+		if (!went && g_interrupted)
+			atomic_store(&g_abort, 1);
 		if (!went && atomic_load(&g_ready) >= started) {
 			went = true;
 			go_ns = host_now_ns();
@@ -1114,6 +1138,7 @@ int main(int argc, char **argv)
 		}
 		if (admin_ok && g_opt.kato_ms && now - last_ka >= ka_interval) {
 			last_ka = now;
+			g_keep_alives++;
 			if (keep_alive(c)) {
 				admin_ok = false;
 				atomic_store(&g_abort, 1);
@@ -1136,7 +1161,22 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(g_workers[i].tid, NULL);
-	if (went && g_opt.progress && sec < g_opt.time_s && !atomic_load(&g_abort)) {
+	if (g_interrupted && !went) {
+		fprintf(stderr, "daosblk-perf: interrupted before the measured phase\n");
+		for (int i = 0; i < g_opt.ncores; i++)
+			host_qp_close(&g_workers[i].qp);
+		ctrl_shutdown(c);
+		return 1;
+	}
+	if (g_interrupted) {
+		uint64_t longest = 0;
+		for (int i = 0; i < started; i++)
+			if (g_workers[i].end_ns > g_workers[i].start_ns && g_workers[i].end_ns - g_workers[i].start_ns > longest)
+				longest = g_workers[i].end_ns - g_workers[i].start_ns;
+		g_elapsed_s = longest ? (double)longest / 1e9 : 0;
+		fprintf(stderr, "daosblk-perf: interrupted after %.1f s\n", g_elapsed_s);
+	}
+	if (went && g_opt.progress && sec < g_opt.time_s && !atomic_load(&g_abort) && !g_interrupted) {
 		uint64_t ios = 0, bytes = 0;
 		for (int i = 0; i < started; i++) {
 			ios += atomic_load(&g_workers[i].prog_ios);
