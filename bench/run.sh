@@ -3,7 +3,8 @@
 #
 #   bench/run.sh                      # malloc bdev, 15 s per run, 3 repeats (median)
 #   RUNTIME=3 REPEAT=1 bench/run.sh   # quick look
-#   BUSY_POLL=1 bench/run.sh          # target reactors never sleep (--busy-poll)
+#   BUSY_POLL=1 bench/run.sh          # target reactors never sleep (--busy-poll); same as: bench/run.sh --busy-poll
+#   bench/run.sh --quick              # RUNTIME=3 REPEAT=1 unless set; --digests = DIGESTS=1
 #   BDEV=uring URING_FILE=/mnt/nvme/bench.img bench/run.sh
 #   BDEV=daos DAOS_POOL=pool0 DAOS_CONT=cont0 [DAOS_ENGINE=daos] bench/run.sh
 #
@@ -21,6 +22,16 @@
 #   RESULTS_DIR    keep every run's JSON there (default: a temporary directory, path printed at the end)
 #   TGT_ARGS / PERF_ARGS   extra arguments
 set -euo pipefail
+
+for arg in "$@"; do
+	case $arg in
+	--busy-poll) BUSY_POLL=1 ;;
+	--digests) DIGESTS=1 ;;
+	--quick) RUNTIME=${RUNTIME:-3}; REPEAT=${REPEAT:-1} ;;
+	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown argument $arg (--busy-poll, --digests, --quick; the rest is environment)" >&2; exit 2 ;;
+	esac
+done
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${DBK_BUILD_DIR:-$SRC_DIR/build}
@@ -192,6 +203,7 @@ sanitize=$(awk -F= '/^DBK_SANITIZE:/ {print $2}' "$BUILD/CMakeCache.txt" 2>/dev/
 
 echo "## daosblk bench: BDEV=$BDEV$([[ $BUSY_POLL == 1 ]] && echo ', --busy-poll')$([[ $DIGESTS == 1 ]] && echo ', header+data digests')"
 echo
+# shellcheck disable=SC2086  # one argument per workload name
 python3 - "$RESULTS_DIR" "$REPEAT" $WORKLOADS <<'EOF'
 import json, statistics, sys
 d, rep, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
