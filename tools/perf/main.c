@@ -466,6 +466,7 @@ static atomic_int g_ready;
 static atomic_int g_go;
 static volatile sig_atomic_t g_interrupted;
 static uint64_t g_keep_alives;
+static uint64_t g_data_success;
 static double g_elapsed_s;	/* measured run phase (shorter than -t when interrupted) */
 
 static void on_sigint(int sig)
@@ -943,9 +944,9 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		printf("\"nsid\":%u,\"block_size\":%u,\"ns_blocks\":%" PRIu64 ",", g_opt.nsid, g_ctrl.block_size,
 		       g_ctrl.nsze);
 		printf("\"workload\":\"%s\",\"rwmixread\":%d,\"io_size\":%u,\"queue_depth\":%d,\"cores\":%d,"
-		       "\"runtime_s\":%d,\"elapsed_s\":%.3f,\"interrupted\":%s,\"keep_alives\":%" PRIu64 ",\"hdgst\":%s,\"ddgst\":%s,",
+		       "\"runtime_s\":%d,\"elapsed_s\":%.3f,\"interrupted\":%s,\"keep_alives\":%" PRIu64 ",\"data_success_completions\":%" PRIu64 ",\"hdgst\":%s,\"ddgst\":%s,",
 		       wl_names[g_opt.wl], g_opt.rwmix, g_opt.io_size, g_opt.depth, g_opt.ncores, g_opt.time_s, t,
-		       g_interrupted ? "true" : "false", g_keep_alives, g_opt.hdgst ? "true" : "false", g_opt.ddgst ? "true" : "false");
+		       g_interrupted ? "true" : "false", g_keep_alives, g_data_success, g_opt.hdgst ? "true" : "false", g_opt.ddgst ? "true" : "false");
 		printf("\"ios\":%" PRIu64 ",\"reads\":%" PRIu64 ",\"writes\":%" PRIu64 ",\"iops\":%.1f,"
 		       "\"read_iops\":%.1f,\"write_iops\":%.1f,\"mibps\":%.2f,",
 		       ios, reads, writes, iops, (double)reads / t, (double)writes / t, mibs);
@@ -1211,6 +1212,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "daosblk-perf: core %d: %" PRIu64 " I/O errors, first: %s\n", w->core, w->errors,
 				host_status_str(w->first_err_status, sb, sizeof(sb)));
 		}
+		g_data_success += w->qp.data_success;
 		host_qp_close(&w->qp);
 		free(w->bufs);
 		free(w->ctx);

@@ -488,6 +488,7 @@ static int finish_c2h(struct host_qpair *qp)
 			return fail(qp, "C2HData DATA_SUCCESS after %u of %u bytes", r->c2h_done, r->len);
 		memset(&r->cpl, 0, sizeof(r->cpl));
 		r->cpl.cid = r->cid;
+		qp->data_success++;
 		complete(qp, r);
 	}
 	return 0;

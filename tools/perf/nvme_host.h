@@ -70,6 +70,7 @@ struct host_qpair {
 	uint8_t rx_flags, rx_ddgst[4], rx_ddgst_have;
 
 	uint64_t completions;
+	uint64_t data_success;	/* reads completed by C2HData DATA_SUCCESS (no CapsuleResp) */
 	bool failed;
 	char err[512];
 };

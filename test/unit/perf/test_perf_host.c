@@ -262,6 +262,7 @@ static void test_read_digests_padding(void **state)
 	assert_int_equal(host_exec_sync(qp, &c, buf, sizeof(buf), false, &cpl, 5000), 0);
 	assert_int_equal(nvme_cpl_status(&cpl), 0);
 	assert_memory_equal(buf, want, sizeof(buf));
+	assert_int_equal(qp->data_success, 0);
 	host_qp_close(qp);
 	peer_stop(p);
 	free(qp);
@@ -400,6 +401,7 @@ static void test_read_data_success(void **state)
 	assert_int_equal(host_exec_sync(qp, &c, buf, sizeof(buf), false, &cpl, 5000), 0);
 	assert_int_equal(nvme_cpl_status(&cpl), 0);
 	assert_memory_equal(buf, want, sizeof(buf));
+	assert_int_equal(qp->data_success, 1);
 	c.opc = NVME_OPC_FLUSH;
 	assert_int_equal(host_exec_sync(qp, &c, NULL, 0, false, &cpl, 5000), 0);
 	host_qp_close(qp);
