@@ -69,6 +69,7 @@ struct ctrl {
 	bool enabled;
 };
 
+static void die_cleanup(void);
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
@@ -78,6 +79,7 @@ static void die(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fprintf(stderr, "\n");
 	va_end(ap);
+	die_cleanup();
 	exit(1);
 }
 
@@ -322,17 +324,31 @@ static int discover(struct ctrl *c)
 			goto err;
 		}
 	}
-	int found = -1;
-	for (uint64_t i = 0; i < numrec; i++) {
+	/* The first NVM subsystem over TCP, preferring a record for the address we are talking to. */
+	int64_t found = -1;
+	for (int pass = 0; pass < 2 && found < 0; pass++) {
+		for (uint64_t i = 0; i < numrec; i++) {
+			struct nvmf_discovery_log_entry e;
+			memcpy(&e, buf + 1024 + i * 1024, sizeof(e));
+			if (e.subtype != NVMF_SUBTYPE_NVME || e.trtype != NVMF_TRTYPE_TCP)
+				continue;
+			char traddr[257], trsvcid[33];
+			trim_copy(traddr, e.traddr, 256);
+			trim_copy(trsvcid, e.trsvcid, 32);
+			if (pass == 0 && (strcmp(traddr, c->traddr) || strcmp(trsvcid, c->trsvcid)))
+				continue;
+			found = (int64_t)i;
+			break;
+		}
+	}
+	if (found >= 0) {
 		struct nvmf_discovery_log_entry e;
-		memcpy(&e, buf + 1024 + i * 1024, sizeof(e));
-		if (e.subtype != NVMF_SUBTYPE_NVME || e.trtype != NVMF_TRTYPE_TCP)
-			continue;
+		memcpy(&e, buf + 1024 + (uint64_t)found * 1024, sizeof(e));
 		char subnqn[257], traddr[257], trsvcid[33];
 		trim_copy(subnqn, e.subnqn, 256);
 		trim_copy(traddr, e.traddr, 256);
 		trim_copy(trsvcid, e.trsvcid, 32);
-		fprintf(stderr, "daosblk-perf: discovery: using %s at %s:%s\n", subnqn, traddr, trsvcid);
+		fprintf(stderr, "daosblk-perf: discovery: using %s at %s port %s\n", subnqn, traddr, trsvcid);
 		snprintf(g_opt.trid.subnqn, sizeof(g_opt.trid.subnqn), "%s", subnqn);
 		if (traddr[0] && strcmp(traddr, "0.0.0.0") && strcmp(traddr, "::")) {
 			snprintf(c->traddr, sizeof(c->traddr), "%s", traddr);
@@ -340,8 +356,6 @@ static int discover(struct ctrl *c)
 		}
 		if (trsvcid[0])
 			snprintf(c->trsvcid, sizeof(c->trsvcid), "%s", trsvcid);
-		found = 1;
-		break;
 	}
 	free(buf);
 	ctrl_shutdown(c);
@@ -456,6 +470,13 @@ struct worker {
 };
 
 static struct ctrl g_ctrl;
+
+/* A setup error after the controller was enabled: shut it down cleanly before exiting (main thread only). */
+static void die_cleanup(void)
+{
+	if (g_ctrl.enabled)
+		ctrl_shutdown(&g_ctrl);
+}
 static struct worker *g_workers;
 static uint32_t g_nlb;		/* blocks per I/O */
 static uint64_t g_nslots;
@@ -1051,9 +1072,9 @@ int main(int argc, char **argv)
 	if (g_opt.wl == WL_RW || g_opt.wl == WL_RANDRW)
 		snprintf(mix, sizeof(mix), " (%d%% reads)", g_opt.rwmix);
 	if (!g_opt.json)
-		printf("Attached to %s at %s:%s (cntlid %u, %s %s %s), NSID %u: %" PRIu64 " blocks of %u bytes\n"
+		printf("Attached to %s at %s%s%s:%s (cntlid %u, %s %s %s), NSID %u: %" PRIu64 " blocks of %u bytes\n"
 		       "Workload %s%s, I/O size %u, queue depth %d, %d core(s), %d s%s%s%s\n",
-		       c->subnqn, c->traddr, c->trsvcid, c->cntlid, c->mn, c->sn, c->fr, g_opt.nsid, c->nsze,
+		       c->subnqn, c->adrfam == 6 ? "[" : "", c->traddr, c->adrfam == 6 ? "]" : "", c->trsvcid, c->cntlid, c->mn, c->sn, c->fr, g_opt.nsid, c->nsze,
 		       c->block_size, wl_names[g_opt.wl], mix, g_opt.io_size, depth,
 		       g_opt.ncores, g_opt.time_s, g_opt.hdgst ? ", header digest" : "",
 		       g_opt.ddgst ? ", data digest" : "", g_opt.verify ? ", verify" : "");
