@@ -19,6 +19,8 @@
 #   TGT_MASK       target core mask (0x1); PERF_MASK perf core mask (0x2); BUSY_POLL=1 adds --busy-poll
 #   RUNTIME        seconds per run (15); REPEAT runs per workload (3); WORKLOADS (space-separated names below)
 #   DIGESTS=1      run daosblk-perf with -H -D (header and data digests)
+#   PREFILL        1: write the whole bdev once before the workloads (default 1 for uring/daos, 0 for malloc),
+#                  so reads hit written blocks rather than holes
 #   RESULTS_DIR    keep every run's JSON there (default: a temporary directory, path printed at the end)
 #   TGT_ARGS / PERF_ARGS   extra arguments
 set -euo pipefail
@@ -183,6 +185,12 @@ with open(path, "w") as f:
     json.dump(r, f)
 EOF
 }
+
+if [[ ${PREFILL:-$([[ $BDEV == malloc ]] && echo 0 || echo 1)} == 1 ]]; then
+	log "prefilling the bdev (one sequential 128 KiB write pass)"
+	"$PERF" -r "$trid" -w write -o 131072 -q 16 -t 1 --prefill -c "$PERF_MASK" --json --no-progress \
+		>"$RESULTS_DIR/prefill.json" 2>"$RESULTS_DIR/prefill.err" || die "prefill failed: $(tail -3 "$RESULTS_DIR/prefill.err")"
+fi
 
 for name in $WORKLOADS; do
 	line=$(echo "$ALL_WORKLOADS" | awk -v n="$name" '$1 == n')

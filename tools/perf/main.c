@@ -48,6 +48,7 @@ static struct {
 	bool progress;
 	uint32_t kato_ms;
 	bool sqfc_disable;
+	bool prefill;
 } g_opt;
 
 /* ----------------------------------------------------------------- controller */
@@ -460,7 +461,8 @@ struct worker {
 	int inflight;
 	enum phase phase;
 	uint64_t start_ns, end_ns;
-	struct perf_hist hist;
+	struct perf_hist hist, hist_rd, hist_wr;
+	uint64_t part_begin, part_end;	/* this worker's share of the namespace (prefill) */
 	uint64_t reads, writes, read_bytes, write_bytes;
 	uint64_t errors, mismatches, blocks_checked;
 	_Atomic uint64_t prog_ios, prog_bytes;
@@ -539,6 +541,7 @@ static void io_done(struct host_qpair *qp, struct host_req *r, void *arg)
 		g_busy[x->slot] = 0;
 	if (w->phase == PH_RUN && now <= w->end_ns) {
 		perf_hist_record(&w->hist, now - r->submit_ns);
+		perf_hist_record(x->write ? &w->hist_wr : &w->hist_rd, now - r->submit_ns);
 		if (x->write) {
 			w->writes++;
 			w->write_bytes += g_opt.io_size;
@@ -659,14 +662,14 @@ static int drain(struct worker *w)
 }
 
 /* Sequential pass over the worker's slots (prefill writes / readback reads). */
-static int sweep(struct worker *w, bool write)
+static int sweep(struct worker *w, bool write, uint64_t begin, uint64_t end)
 {
-	uint64_t next = w->slot_begin, last = host_now_ns();
-	while (next < w->slot_end) {
+	uint64_t next = begin, last = host_now_ns();
+	while (next < end) {
 		if (atomic_load_explicit(&g_abort, memory_order_relaxed))
 			return -1;
 		struct host_req *r;
-		while (next < w->slot_end && w->inflight < g_opt.depth && (r = host_req_get(&w->qp))) {
+		while (next < end && w->inflight < g_opt.depth && (r = host_req_get(&w->qp))) {
 			if (!write && g_gen[next] == 0) {
 				next++;
 				w->qp.free_stack[w->qp.nfree++] = r->cid;
@@ -730,9 +733,9 @@ static void *worker_main(void *arg)
 	}
 	/* Read-only workloads need known contents: write every slot once first. Workloads that write track the
 	 * generation of what they wrote and only check those blocks. */
-	if (g_opt.verify && (g_opt.wl == WL_READ || g_opt.wl == WL_RANDREAD)) {
+	if (g_opt.prefill || (g_opt.verify && (g_opt.wl == WL_READ || g_opt.wl == WL_RANDREAD))) {
 		w->phase = PH_PREFILL;
-		if (sweep(w, true)) {
+		if (sweep(w, true, w->part_begin, w->part_end)) {
 			atomic_fetch_add(&g_ready, 1);
 			goto out;
 		}
@@ -749,7 +752,7 @@ static void *worker_main(void *arg)
 		goto out;
 	if (g_opt.verify) {
 		w->phase = PH_READBACK;
-		sweep(w, false);
+		sweep(w, false, w->slot_begin, w->slot_end);
 	}
 out:
 	atomic_fetch_add(&g_done, 1);
@@ -780,6 +783,7 @@ static void usage(FILE *f)
 		"                           check every read of a block written in this run; read/randread prefill\n"
 		"                           the range first; at the end every written block is read back and checked\n"
 		"      --seed N             verify pattern seed (default: random)\n"
+		"      --prefill            write every block once (sequential, -q deep, -o sized) before the measured phase\n"
 		"      --disable-sqfc       ask for SQ flow control disabled (target may use C2HData DATA_SUCCESS)\n"
 		"      --no-progress        no per-second progress lines on stderr\n"
 		"      --time-based         accepted for compatibility (runs are always time based)\n"
@@ -799,7 +803,7 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC };
+	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL };
 	static const struct option lopts[] = {
 		{"transport-id", required_argument, NULL, 'r'},
 		{"io-depth", required_argument, NULL, 'q'},
@@ -819,6 +823,7 @@ static void parse_args(int argc, char **argv)
 		{"no-progress", no_argument, NULL, O_NOPROG},
 		{"time-based", no_argument, NULL, O_TIMEBASED},
 		{"disable-sqfc", no_argument, NULL, O_SQFC},
+		{"prefill", no_argument, NULL, O_PREFILL},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -914,6 +919,7 @@ static void parse_args(int argc, char **argv)
 		case O_NOPROG: g_opt.progress = false; break;
 		case O_TIMEBASED: break;
 		case O_SQFC: g_opt.sqfc_disable = true; break;
+		case O_PREFILL: g_opt.prefill = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(1);
 		}
@@ -949,6 +955,15 @@ static double us(uint64_t ns)
 	return (double)ns / 1000.0;
 }
 
+static struct perf_hist g_tot_rd, g_tot_wr;
+
+static void json_lat(const char *name, const struct perf_hist *h)
+{
+	printf("\"%s\":{\"avg\":%.2f,\"min\":%.2f,\"max\":%.2f,\"p50\":%.2f,\"p99\":%.2f,\"p99_9\":%.2f},", name,
+	       h->count ? (double)h->sum / (double)h->count / 1000.0 : 0, h->count ? us(h->min) : 0, us(h->max),
+	       us(perf_hist_percentile(h, 50)), us(perf_hist_percentile(h, 99)), us(perf_hist_percentile(h, 99.9)));
+}
+
 static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint64_t rbytes, uint64_t wbytes,
 		   uint64_t errors, uint64_t mismatches, uint64_t checked, bool failed)
 {
@@ -973,6 +988,8 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		       ios, reads, writes, iops, (double)reads / t, (double)writes / t, mibs);
 		printf("\"latency_us\":{\"avg\":%.2f,\"min\":%.2f,\"max\":%.2f,\"p50\":%.2f,\"p99\":%.2f,\"p99_9\":%.2f},",
 		       avg, mn, mx, p50, p99, p999);
+		json_lat("read_latency_us", &g_tot_rd);
+		json_lat("write_latency_us", &g_tot_wr);
 		printf("\"errors\":%" PRIu64 ",\"verify\":{\"enabled\":%s,\"seed\":%" PRIu64
 		       ",\"blocks_checked\":%" PRIu64 ",\"mismatches\":%" PRIu64 "},\"failed\":%s}\n",
 		       errors, g_opt.verify ? "true" : "false", g_opt.seed, checked, mismatches,
@@ -995,8 +1012,14 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 	printf("========================================================================================\n");
 	printf("%-40s %12.2f %10.2f %10.2f %10.2f %10.2f\n", "Total", iops, mibs, avg, mn, mx);
 	printf("\nLatency percentiles (us): p50 %.2f  p99 %.2f  p99.9 %.2f\n", p50, p99, p999);
-	if (g_opt.wl == WL_RW || g_opt.wl == WL_RANDRW)
-		printf("Reads %.2f IOPS, writes %.2f IOPS\n", (double)reads / t, (double)writes / t);
+	if (g_opt.wl == WL_RW || g_opt.wl == WL_RANDRW) {
+		printf("Reads  %.2f IOPS, latency p50 %.2f  p99 %.2f  p99.9 %.2f us\n", (double)reads / t,
+		       us(perf_hist_percentile(&g_tot_rd, 50)), us(perf_hist_percentile(&g_tot_rd, 99)),
+		       us(perf_hist_percentile(&g_tot_rd, 99.9)));
+		printf("Writes %.2f IOPS, latency p50 %.2f  p99 %.2f  p99.9 %.2f us\n", (double)writes / t,
+		       us(perf_hist_percentile(&g_tot_wr, 50)), us(perf_hist_percentile(&g_tot_wr, 99)),
+		       us(perf_hist_percentile(&g_tot_wr, 99.9)));
+	}
 	printf("Errors: %" PRIu64 "\n", errors);
 	if (g_opt.verify)
 		printf("Verify: %" PRIu64 " blocks checked, %" PRIu64 " mismatches (seed 0x%" PRIx64 ")\n", checked,
@@ -1089,6 +1112,10 @@ int main(int argc, char **argv)
 		w->idx = i;
 		w->core = g_opt.cores[i];
 		perf_hist_init(&w->hist);
+		perf_hist_init(&w->hist_rd);
+		perf_hist_init(&w->hist_wr);
+		w->part_begin = per * (uint64_t)i;
+		w->part_end = i == g_opt.ncores - 1 ? g_nslots : per * (uint64_t)(i + 1);
 		w->rng = perf_splitmix64(g_opt.seed ^ ((uint64_t)i << 40) ^ host_now_ns());
 		if (wl_random() && !g_opt.verify) {
 			w->slot_begin = 0;
@@ -1212,11 +1239,15 @@ int main(int argc, char **argv)
 	if (!tot)
 		die("out of memory");
 	perf_hist_init(tot);
+	perf_hist_init(&g_tot_rd);
+	perf_hist_init(&g_tot_wr);
 	uint64_t reads = 0, writes = 0, rb = 0, wb = 0, errors = 0, mism = 0, checked = 0;
 	bool failed = false;
 	for (int i = 0; i < g_opt.ncores; i++) {
 		struct worker *w = &g_workers[i];
 		perf_hist_merge(tot, &w->hist);
+		perf_hist_merge(&g_tot_rd, &w->hist_rd);
+		perf_hist_merge(&g_tot_wr, &w->hist_wr);
 		reads += w->reads;
 		writes += w->writes;
 		rb += w->read_bytes;
