@@ -1075,6 +1075,11 @@ int main(int argc, char **argv)
 			c->mqes);
 		g_opt.depth = depth = (int)c->mqes;
 	}
+	if (c->maxcmd && (uint32_t)depth > c->maxcmd) {
+		fprintf(stderr, "daosblk-perf: warning: -q %d exceeds Identify MAXCMD %u, using %u\n", depth, c->maxcmd,
+			c->maxcmd);
+		g_opt.depth = depth = c->maxcmd;
+	}
 	if (g_opt.verify) {
 		if (g_nslots / (uint64_t)g_opt.ncores < (uint64_t)depth)
 			die("--verify needs at least queue-depth I/Os worth of blocks per core (%" PRIu64 " slots, %d cores, -q %d)",
