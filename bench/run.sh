@@ -186,6 +186,7 @@ with open(path, "w") as f:
 EOF
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ ${PREFILL:-$([[ $BDEV == malloc ]] && echo 0 || echo 1)} == 1 ]]; then
 	log "prefilling the bdev (one sequential 128 KiB write pass)"
 	"$PERF" -r "$trid" -w write -o 131072 -q 16 -t 1 --prefill -c "$PERF_MASK" --json --no-progress \
@@ -229,6 +230,7 @@ echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build ${buil
 echo "machine: ${cpu_model:-unknown CPU}, $(nproc) online cores, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); kernel $(uname -r);"
 echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks;"
 echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column;"
+echo "load average before the runs: $LOAD_START (other work on these cores skews the numbers; bench on an idle machine);"
 echo "target CPU % = utime+stime delta of the daosblk-tgt process over each daosblk-perf run (100 = one core)."
 echo
 log "raw results: $RESULTS_DIR"
