@@ -396,6 +396,7 @@ struct dbk_thread {
 	_Atomic uint64_t sleep_start;	/* ns when the current blocking wait began, 0 if awake */
 	atomic_int num_pollers;
 	atomic_int num_fds;
+	uint64_t now_ns;	/* owner only: this iteration's start (or wake-up) time */
 };
 
 /* ---------------------------------------------------------------- globals */
@@ -430,6 +431,21 @@ uint64_t dbk_get_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t dbk_thread_now_ns(void)
+{
+	struct dbk_thread *t = tls_thread;
+
+	return t && t->now_ns ? t->now_ns : dbk_get_ns();
+}
+
+void dbk_thread_set_now_ns(uint64_t now)
+{
+	struct dbk_thread *t = tls_thread;
+
+	if (t && now > t->now_ns)
+		t->now_ns = now;
 }
 
 static void stat_add(_Atomic uint64_t *c, uint64_t v)
@@ -1087,20 +1103,30 @@ static bool stop_requested(void)
 	return atomic_load_explicit(&g_stop, memory_order_relaxed);
 }
 
+/*
+ * One clock read per iteration on the hot path: an iteration starts at the
+ * previous one's end time (t->now_ns, also what dbk_thread_now_ns() returns
+ * to pollers and handlers), and ends with a single read. Only an iteration
+ * that goes to sleep reads the clock more: before the wait (timeout, and the
+ * poller phase's end) and after it (so the wait counts as idle and the
+ * events it delivered as busy). A non-sleeping iteration is charged whole to
+ * busy_ns when any poller, message or fd handler did work, else to idle_ns.
+ */
 static void reactor_run(struct dbk_thread *t)
 {
 	struct epoll_event evs[EPOLL_BATCH];
+	uint64_t t0 = dbk_get_ns();
 
 	while (!stop_requested()) {
-		uint64_t t0 = dbk_get_ns();
 		int work = 0;
 
+		t->now_ns = t0;
 		work |= drain_messages(t) > 0;
 		work |= run_active_pollers(t);
 		work |= run_timed_pollers(t, t0);
 		free_dead(t);
 
-		uint64_t t1 = dbk_get_ns();
+		uint64_t t1 = 0, t2 = 0;
 		uint64_t timeout_ns = 0;
 		bool infinite = false;
 		bool sleep = false;
@@ -1108,6 +1134,7 @@ static void reactor_run(struct dbk_thread *t)
 		if (!work && !g_busy_poll) {
 			uint64_t dl = next_deadline(t);
 
+			t1 = dbk_get_ns();
 			if (dl == UINT64_MAX)
 				infinite = true;
 			else if (dl > t1)
@@ -1128,8 +1155,9 @@ static void reactor_run(struct dbk_thread *t)
 
 		int n = wait_events(t, evs, timeout_ns, infinite);
 		int nerr = n < 0 ? errno : 0;
-		uint64_t t2 = dbk_get_ns();
 		if (sleep) {
+			t2 = dbk_get_ns();
+			t->now_ns = t2;
 			atomic_store(&t->sleeping, 0);
 			stat_add(&t->sleeps, 1);
 		}
@@ -1155,11 +1183,9 @@ static void reactor_run(struct dbk_thread *t)
 		free_dead(t);
 
 		uint64_t t3 = dbk_get_ns();
-		if (work)
-			stat_add(&t->busy_ns, t1 - t0);
-		else
-			stat_add(&t->idle_ns, t1 - t0);
 		if (sleep) {
+			/* Poller phase (found no work) and the wait are idle; the delivered events busy or idle. */
+			stat_add(&t->idle_ns, t1 - t0);
 			/*
 			 * Clear the marker, then publish (release) the idle time: a get_info
 			 * that sees the new idle_ns (acquire) also sees the marker cleared,
@@ -1169,14 +1195,12 @@ static void reactor_run(struct dbk_thread *t)
 			atomic_store_explicit(&t->idle_ns,
 					      atomic_load_explicit(&t->idle_ns, memory_order_relaxed) + (t2 - t1),
 					      memory_order_release);
+			stat_add(fd_work ? &t->busy_ns : &t->idle_ns, t3 - t2);
 		} else {
-			stat_add(&t->idle_ns, t2 - t1);
+			stat_add(work || fd_work ? &t->busy_ns : &t->idle_ns, t3 - t0);
 		}
-		if (fd_work)
-			stat_add(&t->busy_ns, t3 - t2);
-		else
-			stat_add(&t->idle_ns, t3 - t2);
 		stat_add(&t->iterations, 1);
+		t0 = t3;
 	}
 }
 

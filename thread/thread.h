@@ -103,6 +103,18 @@ int dbk_for_each_thread(dbk_msg_fn fn, void *ctx, dbk_msg_fn cpl);
 uint64_t dbk_get_ns(void);
 static inline uint64_t dbk_get_us(void) { return dbk_get_ns() / 1000; }
 
+/*
+ * Cheap "now" for hot paths on a reactor: the monotonic time (dbk_get_ns
+ * scale) at which the current reactor iteration began (or its wait for
+ * events ended), so it lags the true time by at most the iteration's run time
+ * so far (typically microseconds; longer only if a handler runs long). Never
+ * goes backwards. Outside a reactor it is dbk_get_ns().
+ * dbk_thread_set_now_ns() lets code that has just read the clock refresh the
+ * cached value (ignored unless newer), so later users in the iteration lag less.
+ */
+uint64_t dbk_thread_now_ns(void);
+void dbk_thread_set_now_ns(uint64_t now);
+
 /* ----------------------------------------------------------------- pollers */
 
 #define DBK_POLLER_IDLE 0
