@@ -1130,7 +1130,8 @@ int main(int argc, char **argv)
 			w->slot_end = i == g_opt.ncores - 1 ? g_nslots : per * (uint64_t)(i + 1);
 		}
 		w->cursor = w->slot_begin;
-		w->bufs = aligned_alloc(4096, (size_t)depth * g_opt.io_size);
+		/* aligned_alloc wants the size to be a multiple of the alignment (512 B x QD1 is not). */
+		w->bufs = aligned_alloc(4096, ((size_t)depth * g_opt.io_size + 4095) & ~(size_t)4095);
 		w->ctx = calloc((size_t)depth, sizeof(*w->ctx));
 		if (!w->bufs || !w->ctx)
 			die("out of memory for I/O buffers");
