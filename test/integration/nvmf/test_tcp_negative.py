@@ -247,6 +247,36 @@ class TcpNegative(unittest.TestCase):
         io.close()
         h.close()
 
+    def test_keep_alive_expiry(self):
+        # A controller whose host stays silent past KATO is torn down: both its
+        # queues are closed by the target.
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:6", kato=1000)
+        self.assertTrue(cpl.ok, cpl)
+        h.enable()
+        io = nt.io_session(self.port, NQN, cpl.cdw0 & 0xFFFF, hostnqn="nqn.2014-08.org.nvmexpress:uuid:6")
+        t0 = time.monotonic()
+        h.expect_close(timeout=10)
+        io.expect_close(timeout=10)
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 8.0, "controller not torn down within 8 s of a 1 s KATO")
+        h.close()
+        io.close()
+
+    def test_keep_alive_keeps_controller(self):
+        # Keep Alive commands within KATO keep the controller alive.
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:7", kato=1000)
+        self.assertTrue(cpl.ok, cpl)
+        h.enable()
+        for _ in range(8):
+            time.sleep(0.3)
+            cpl, _ = h.command(nt.sqe(0x18, h.next_cid()))
+            self.assertTrue(cpl.ok, cpl)
+        h.close()
+
     # ---------------------------------------------------------- I/O
     def test_io_past_the_end(self):
         h, cntlid = nt.admin_session(self.port, NQN)
