@@ -397,6 +397,7 @@ struct dbk_thread {
 	atomic_int num_pollers;
 	atomic_int num_fds;
 	uint64_t now_ns;	/* owner only: this iteration's start (or wake-up) time */
+	uint64_t last_work_ns;	/* owner only: end of the last iteration that did work */
 };
 
 /* ---------------------------------------------------------------- globals */
@@ -405,6 +406,7 @@ static struct dbk_thread *g_threads[DBK_MAX_REACTORS];
 static int g_num_threads;
 static bool g_pin;
 static bool g_busy_poll;
+static uint64_t g_spin_ns = DBK_REACTOR_SPIN_US_DEFAULT * 1000ull;
 static atomic_int g_stop;
 static bool g_initialized;
 static cpu_set_t g_proc_mask;	/* process affinity at init: helpers run here */
@@ -1131,7 +1133,8 @@ static void reactor_run(struct dbk_thread *t)
 		bool infinite = false;
 		bool sleep = false;
 
-		if (!work && !g_busy_poll) {
+		/* Interrupt mode: keep polling for spin_ns after the last work before sleeping. */
+		if (!work && !g_busy_poll && t0 - t->last_work_ns >= g_spin_ns) {
 			uint64_t dl = next_deadline(t);
 
 			t1 = dbk_get_ns();
@@ -1200,6 +1203,8 @@ static void reactor_run(struct dbk_thread *t)
 			stat_add(work || fd_work ? &t->busy_ns : &t->idle_ns, t3 - t0);
 		}
 		stat_add(&t->iterations, 1);
+		if (work || fd_work)
+			t->last_work_ns = t3;
 		t0 = t3;
 	}
 }
@@ -1451,6 +1456,16 @@ int dbk_reactors_init(const struct dbk_reactor_opts *opts)
 	atomic_store(&g_stop, 0);
 	g_pin = opts->pin;
 	g_busy_poll = opts->busy_poll;
+	g_spin_ns = DBK_REACTOR_SPIN_US_DEFAULT * 1000ull;
+	const char *spin = getenv("DBK_REACTOR_SPIN_US");
+	if (spin && *spin) {
+		char *end;
+		unsigned long long us = strtoull(spin, &end, 10);
+		if (*end == '\0' && us <= 1000000)
+			g_spin_ns = us * 1000ull;
+		else
+			DBK_ERRLOG("DBK_REACTOR_SPIN_US='%s' ignored (0..1000000 expected)", spin);
+	}
 	for (int i = 0; i < opts->num_cores; i++) {
 		g_threads[i] = thread_alloc(i, opts->cores[i]);
 		if (!g_threads[i]) {

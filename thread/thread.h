@@ -42,6 +42,16 @@ struct dbk_reactor_opts {
 };
 
 /*
+ * Interrupt mode (busy_poll false): a reactor keeps polling (without
+ * blocking) for this long after its last iteration that did work before it
+ * sleeps, so the next request of a steady low-depth stream is picked up
+ * without a wake-up. An idle reactor still sleeps (0% CPU). The environment
+ * variable DBK_REACTOR_SPIN_US (0..1000000, 0 = sleep at once) overrides it.
+ */
+#define DBK_REACTOR_SPIN_US_DEFAULT 50
+
+
+/*
  * Parse an SPDK core mask: hex ("0x3", "3") or list ("[0,1]", "[0-3,6]").
  * Fills cores[] ascending and *num_cores. Returns 0, or -EINVAL with a
  * message in err (bad syntax, empty mask, core >= DBK_MAX_REACTORS).
