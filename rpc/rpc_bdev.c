@@ -105,11 +105,17 @@ out:
 struct get_iostat_params {
 	char *name;
 	bool per_channel;
+	json_t *names;
+	char *reset_mode;
 };
 
 static const struct dbk_json_field get_iostat_fields[] = {
 	{"name", DBK_JSON_STRING, offsetof(struct get_iostat_params, name), false, NULL, 0, NULL},
 	{"per_channel", DBK_JSON_BOOL, offsetof(struct get_iostat_params, per_channel), false, NULL, 0, NULL},
+	/* SPDK's rpc.py selects bdevs with --names (a list of names) rather than "name" */
+	{"names", DBK_JSON_ANY, offsetof(struct get_iostat_params, names), false, NULL, 0, NULL},
+	/* SPDK's rpc.py --reset-mode; only "none" (the default) is supported: statistics are never reset */
+	{"reset_mode", DBK_JSON_STRING, offsetof(struct get_iostat_params, reset_mode), false, NULL, 0, NULL},
 };
 
 struct iostat_req {
@@ -176,6 +182,34 @@ static void rpc_bdev_get_iostat(struct dbk_rpc_request *req, const json_t *param
 		dbk_rpc_send_error(req, -ENODEV, "bdev '%s' not found", p.name);
 		goto out;
 	}
+	if (p.reset_mode && strcmp(p.reset_mode, "none") != 0) {
+		dbk_rpc_send_error(req, -ENOTSUP, "reset_mode '%s' is not supported (only 'none')", p.reset_mode);
+		goto out;
+	}
+	if (p.names) {
+		size_t i;
+		json_t *v;
+
+		if (p.name) {
+			dbk_rpc_send_error(req, -EINVAL, "give either 'name' or 'names', not both");
+			goto out;
+		}
+		if (!json_is_array(p.names)) {
+			dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "parameter 'names' must be an array of strings");
+			goto out;
+		}
+		json_array_foreach(p.names, i, v) {
+			if (!json_is_string(v)) {
+				dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "parameter 'names' must be an array of strings");
+				goto out;
+			}
+			if (dbk_bdev_get_by_name(json_string_value(v)) == NULL) {
+				dbk_rpc_send_error(req, -ENODEV, "bdev '%s' not found", json_string_value(v));
+				goto out;
+			}
+		}
+		n = json_array_size(p.names);
+	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		goto nomem;
@@ -189,7 +223,13 @@ static void rpc_bdev_get_iostat(struct dbk_rpc_request *req, const json_t *param
 		iostat_free(r);
 		goto nomem;
 	}
-	if (p.name) {
+	if (p.names) {
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(p.names, i, v)
+			r->names[r->count++] = strdup(json_string_value(v));
+	} else if (p.name) {
 		r->names[r->count++] = strdup(dbk_bdev_get_name(dbk_bdev_get_by_name(p.name)));
 	} else {
 		for (struct dbk_bdev *b = dbk_bdev_first(); b; b = dbk_bdev_next(b))

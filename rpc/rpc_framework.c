@@ -222,10 +222,16 @@ static void rpc_framework_get_subsystems(struct dbk_rpc_request *req, const json
 
 struct get_config_params {
 	char *name;
+	bool with_batches;
 };
 
 static const struct dbk_json_field get_config_fields[] = {
 	{"name", DBK_JSON_STRING, offsetof(struct get_config_params, name), true, NULL, 0, NULL},
+	/*
+	 * SPDK's rpc.py save_config always sends it (false by default). It only lets a target group
+	 * entries into batches; daosblk never does, and a flat list is valid either way.
+	 */
+	{"with_batches", DBK_JSON_BOOL, offsetof(struct get_config_params, with_batches), false, NULL, 0, NULL},
 };
 
 static void rpc_framework_get_config(struct dbk_rpc_request *req, const json_t *params)

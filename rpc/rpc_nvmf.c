@@ -54,6 +54,7 @@ struct create_transport_params {
 	uint32_t sock_priority;
 	uint32_t abort_timeout_sec;
 	json_t *ignored[8];
+	bool ignored_bool[5];
 };
 
 #define CTF(n, t) { #n, t, offsetof(struct create_transport_params, n), false, NULL, 0, NULL }
@@ -80,6 +81,20 @@ static const struct dbk_json_field create_transport_fields[] = {
 	{ "disable_command_passthru", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[5]), false, NULL, 0,
 	  NULL },
 	{ "tgt_name", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[6]), false, NULL, 0, NULL },
+	/*
+	 * SPDK's rpc.py always sends these (false unless a flag is given). They configure the RDMA
+	 * (no_srq, no_wr_batching) and vfio-user (disable_mappable_bar0, disable_adaptive_irq,
+	 * disable_shadow_doorbells) transports; SPDK's own TCP transport ignores them, and so do we.
+	 */
+	{ "no_srq", DBK_JSON_BOOL, offsetof(struct create_transport_params, ignored_bool[0]), false, NULL, 0, NULL },
+	{ "no_wr_batching", DBK_JSON_BOOL, offsetof(struct create_transport_params, ignored_bool[1]), false, NULL, 0,
+	  NULL },
+	{ "disable_mappable_bar0", DBK_JSON_BOOL, offsetof(struct create_transport_params, ignored_bool[2]), false,
+	  NULL, 0, NULL },
+	{ "disable_adaptive_irq", DBK_JSON_BOOL, offsetof(struct create_transport_params, ignored_bool[3]), false,
+	  NULL, 0, NULL },
+	{ "disable_shadow_doorbells", DBK_JSON_BOOL, offsetof(struct create_transport_params, ignored_bool[4]), false,
+	  NULL, 0, NULL },
 };
 
 static void default_opts(struct dbk_nvmf_transport_opts *o)
@@ -211,6 +226,8 @@ struct create_subsystem_params {
 	uint16_t min_cntlid;
 	uint16_t max_cntlid;
 	char *tgt_name;
+	bool passthrough;
+	bool enable_nssr;
 };
 
 #define CSF(n, t) { #n, t, offsetof(struct create_subsystem_params, n), false, NULL, 0, NULL }
@@ -224,6 +241,9 @@ static const struct dbk_json_field create_subsystem_fields[] = {
 	CSF(min_cntlid, DBK_JSON_U16),
 	CSF(max_cntlid, DBK_JSON_U16),
 	CSF(tgt_name, DBK_JSON_STRING),
+	/* SPDK's rpc.py always sends both (false unless -p / --enable-nssr); true is refused below */
+	CSF(passthrough, DBK_JSON_BOOL),
+	CSF(enable_nssr, DBK_JSON_BOOL),
 };
 
 static void rpc_nvmf_create_subsystem(struct dbk_rpc_request *req, const json_t *params)
@@ -241,6 +261,14 @@ static void rpc_nvmf_create_subsystem(struct dbk_rpc_request *req, const json_t 
 		goto out;
 	if (p.ana_reporting) {
 		dbk_rpc_send_error(req, -ENOTSUP, "ANA reporting is not supported");
+		goto out;
+	}
+	if (p.passthrough) {
+		dbk_rpc_send_error(req, -ENOTSUP, "NVMe passthrough subsystems are not supported (namespaces are bdevs)");
+		goto out;
+	}
+	if (p.enable_nssr) {
+		dbk_rpc_send_error(req, -ENOTSUP, "NVM subsystem reset (enable_nssr) is not supported");
 		goto out;
 	}
 	if (p.min_cntlid == 0 || p.max_cntlid == 0) {
@@ -483,6 +511,7 @@ struct ns_params {
 	uint32_t anagrpid;
 	char *ptpl_file;
 	bool no_auto_visible;
+	bool hide_metadata;
 };
 
 struct add_ns_params {
@@ -500,6 +529,12 @@ static const struct dbk_json_field ns_fields[] = {
 	{ "anagrpid", DBK_JSON_U32, offsetof(struct ns_params, anagrpid), false, NULL, 0, NULL },
 	{ "ptpl_file", DBK_JSON_STRING, offsetof(struct ns_params, ptpl_file), false, NULL, 0, NULL },
 	{ "no_auto_visible", DBK_JSON_BOOL, offsetof(struct ns_params, no_auto_visible), false, NULL, 0, NULL },
+	/*
+	 * SPDK's rpc.py always sends it (false unless --hide-metadata). It hides a bdev's separate
+	 * metadata from the host; daosblk bdevs have no metadata, so either value exposes the same
+	 * namespace and it is accepted with no effect.
+	 */
+	{ "hide_metadata", DBK_JSON_BOOL, offsetof(struct ns_params, hide_metadata), false, NULL, 0, NULL },
 };
 
 static const struct dbk_json_field add_ns_fields[] = {
