@@ -97,22 +97,6 @@ static const struct dbk_json_field create_transport_fields[] = {
 	  NULL, 0, NULL },
 };
 
-static void default_opts(struct dbk_nvmf_transport_opts *o)
-{
-	o->max_queue_depth = 128;
-	o->max_qpairs_per_ctrlr = 128;
-	o->in_capsule_data_size = 4096;
-	o->max_io_size = 131072;
-	o->io_unit_size = 131072;
-	o->max_aq_depth = 128;
-	o->num_shared_buffers = 511;
-	o->buf_cache_size = 32;
-	o->zcopy = false;
-	o->c2h_success = true;
-	o->sock_priority = 0;
-	o->abort_timeout_sec = 1;
-}
-
 static void rpc_nvmf_create_transport(struct dbk_rpc_request *req, const json_t *params)
 {
 	struct create_transport_params p = {0};
@@ -123,10 +107,9 @@ static void rpc_nvmf_create_transport(struct dbk_rpc_request *req, const json_t 
 	memset(&o, 0, sizeof(o));
 	if (json_is_string(tr))
 		ops = dbk_nvmf_transport_ops_find(json_string_value(tr));
+	/* Defaults are the transport's own; an unknown trtype is refused after decoding. */
 	if (ops && ops->opts_init)
 		ops->opts_init(&o);
-	else
-		default_opts(&o);
 	p.max_queue_depth = o.max_queue_depth;
 	p.max_io_qpairs_per_ctrlr = (uint16_t)(o.max_qpairs_per_ctrlr - 1);
 	p.in_capsule_data_size = o.in_capsule_data_size;
