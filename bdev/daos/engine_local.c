@@ -390,25 +390,57 @@ static void now_created(json_t *j)
 	json_object_set_new(j, "created", json_integer((json_int_t)time(NULL)));
 }
 
+/* The UUID given (validated, lower case) or a new one. */
+static int uuid_or_new(const char *uuid, char u[37], char *err, size_t errlen)
+{
+	uuid_t g;
+
+	if (uuid) {
+		if (!is_uuid(uuid, u))
+			return dbk_dfs_fail(err, errlen, -EINVAL, "'%s' is not a UUID", uuid);
+		return 0;
+	}
+	uuid_generate(g);
+	uuid_unparse_lower(g, u);
+	return 0;
+}
+
+/*
+ * Crash-safe publication of a pool or container directory built in tmpdir:
+ * its metadata file ("pool.json" / "container" -> "cont.json") is written
+ * atomically, tmpdir is renamed to dir, and parent is fsynced. Takes meta.
+ */
+static int publish_dir(const char *tmpdir, const char *dir, const char *parent, const char *what, json_t *meta,
+		       char *err, size_t errlen)
+{
+	int rc;
+
+	now_created(meta);
+	rc = write_json_atomic(tmpdir, strcmp(what, "pool") == 0 ? "pool.json" : "cont.json", meta);
+	json_decref(meta);
+	if (rc)
+		return dbk_dfs_fail(err, errlen, rc, "cannot write %s metadata: %s", what, strerror(-rc));
+	if (rename(tmpdir, dir) != 0) {
+		rc = -errno;
+		return dbk_dfs_fail(err, errlen, rc, "cannot create %s directory %s: %s", what, dir, strerror(-rc));
+	}
+	fsync_dir(parent);
+	return 0;
+}
+
 int dbk_dfs_local_pool_create(const char *root, const char *label, const char *uuid, struct dbk_dfs_pool_info *out,
 			      char *err, size_t errlen)
 {
 	char pdir[PATH_MAX], tmpdir[PATH_MAX], dir[PATH_MAX], sub[PATH_MAX], u[37], found[PATH_MAX];
 	struct dbk_dfs_pool_info info;
-	json_t *j;
 	int lk, rc;
 
 	rc = dbk_dfs_label_check("pool", label, err, errlen);
 	if (rc)
 		return rc;
-	if (uuid) {
-		if (!is_uuid(uuid, u))
-			return dbk_dfs_fail(err, errlen, -EINVAL, "'%s' is not a UUID", uuid);
-	} else {
-		uuid_t g;
-		uuid_generate(g);
-		uuid_unparse_lower(g, u);
-	}
+	rc = uuid_or_new(uuid, u, err, errlen);
+	if (rc)
+		return rc;
 	if (pools_dir(root, pdir, sizeof(pdir)) != 0)
 		return dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
 	rc = mkdir_p(pdir, 0755);
@@ -436,20 +468,9 @@ int dbk_dfs_local_pool_create(const char *root, const char *label, const char *u
 		dbk_dfs_fail(err, errlen, rc, "cannot create pool directory %s: %s", tmpdir, strerror(-rc));
 		goto cleanup;
 	}
-	j = json_pack("{s:s,s:s}", "label", label, "uuid", u);
-	now_created(j);
-	rc = write_json_atomic(tmpdir, "pool.json", j);
-	json_decref(j);
-	if (rc) {
-		dbk_dfs_fail(err, errlen, rc, "cannot write pool metadata: %s", strerror(-rc));
+	rc = publish_dir(tmpdir, dir, pdir, "pool", json_pack("{s:s,s:s}", "label", label, "uuid", u), err, errlen);
+	if (rc)
 		goto cleanup;
-	}
-	if (rename(tmpdir, dir) != 0) {
-		rc = -errno;
-		dbk_dfs_fail(err, errlen, rc, "cannot create pool directory %s: %s", dir, strerror(-rc));
-		goto cleanup;
-	}
-	fsync_dir(pdir);
 	if (out)
 		pool_info_load(dir, out);
 	goto out;
@@ -647,7 +668,6 @@ int dbk_dfs_local_cont_create(const char *root, const char *pool, const char *la
 	struct dbk_dfs_pool_info pinfo;
 	struct dbk_dfs_cont_info cinfo;
 	const char *ntype = normalize_type(type ? type : "POSIX");
-	json_t *j;
 	int lk, rc;
 
 	rc = dbk_dfs_label_check("container", label, err, errlen);
@@ -665,14 +685,9 @@ int dbk_dfs_local_cont_create(const char *root, const char *pool, const char *la
 				    oclass);
 	if (chunk_size == 0)
 		chunk_size = DBK_DFS_DEFAULT_CHUNK;
-	if (uuid) {
-		if (!is_uuid(uuid, u))
-			return dbk_dfs_fail(err, errlen, -EINVAL, "'%s' is not a UUID", uuid);
-	} else {
-		uuid_t g;
-		uuid_generate(g);
-		uuid_unparse_lower(g, u);
-	}
+	rc = uuid_or_new(uuid, u, err, errlen);
+	if (rc)
+		return rc;
 	lk = lock_root(root, NULL, 0);
 	if (lk < 0) {
 		if (lk == -ENOENT)
@@ -705,21 +720,12 @@ int dbk_dfs_local_cont_create(const char *root, const char *pool, const char *la
 		dbk_dfs_fail(err, errlen, rc, "cannot create container directory %s: %s", tmpdir, strerror(-rc));
 		goto cleanup;
 	}
-	j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "label", label, "uuid", u, "type", ntype, "oclass", oclass,
-		      "chunk_size", (json_int_t)chunk_size);
-	now_created(j);
-	rc = write_json_atomic(tmpdir, "cont.json", j);
-	json_decref(j);
-	if (rc) {
-		dbk_dfs_fail(err, errlen, rc, "cannot write container metadata: %s", strerror(-rc));
+	rc = publish_dir(tmpdir, dir, cdir, "container",
+			 json_pack("{s:s,s:s,s:s,s:s,s:I}", "label", label, "uuid", u, "type", ntype, "oclass", oclass,
+				   "chunk_size", (json_int_t)chunk_size),
+			 err, errlen);
+	if (rc)
 		goto cleanup;
-	}
-	if (rename(tmpdir, dir) != 0) {
-		rc = -errno;
-		dbk_dfs_fail(err, errlen, rc, "cannot create container directory %s: %s", dir, strerror(-rc));
-		goto cleanup;
-	}
-	fsync_dir(cdir);
 	if (out)
 		cont_info_load(dir, out);
 	goto out;
