@@ -224,7 +224,7 @@ const uuid_t *dbk_bdev_get_uuid(const struct dbk_bdev *bdev)
 	return &bdev->uuid;
 }
 
-static bool native_supported(struct dbk_bdev *bdev, enum dbk_bdev_io_type type)
+static bool native_supported(const struct dbk_bdev *bdev, enum dbk_bdev_io_type type)
 {
 	return bdev->fn_table->io_type_supported(bdev->ctxt, type);
 }
@@ -1460,6 +1460,27 @@ int dbk_bdev_readv_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch,
 			  uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
 {
 	return submit(desc, ch, DBK_BDEV_IO_TYPE_READ, iov, iovcnt, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+bool dbk_bdev_can_lend_read(const struct dbk_bdev *bdev)
+{
+	return bdev && bdev->lends_read && native_supported(bdev, DBK_BDEV_IO_TYPE_READ);
+}
+
+int dbk_bdev_read_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
+			      uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
+{
+	struct dbk_bdev *bdev;
+
+	if (desc == NULL || iov == NULL)
+		return -EINVAL;
+	bdev = desc->bdev;
+	if (!dbk_bdev_can_lend_read(bdev) || (bdev->max_rw_blocks && num_blocks > bdev->max_rw_blocks))
+		return -ENOTSUP;
+	if (num_blocks > SIZE_MAX / bdev->blocklen || iov->iov_len != num_blocks * bdev->blocklen)
+		return -EINVAL;
+	iov->iov_base = NULL;
+	return submit(desc, ch, DBK_BDEV_IO_TYPE_READ, iov, 1, offset_blocks, num_blocks, cb, cb_arg);
 }
 
 int dbk_bdev_writev_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov, int iovcnt,

@@ -123,6 +123,22 @@ int dbk_bdev_write_zeroes_blocks(struct dbk_bdev_desc *desc, struct dbk_io_chann
 /* Completes after every I/O submitted on this channel before it has completed. */
 int dbk_bdev_reset(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, dbk_bdev_io_completion_cb cb, void *cb_arg);
 
+/*
+ * Zero-copy read: true if the bdev lends its own memory for reads (dbk_bdev_read_lend_blocks), e.g. malloc.
+ */
+bool dbk_bdev_can_lend_read(const struct dbk_bdev *bdev);
+/*
+ * Read without a copy: iov is one iovec {NULL, num_blocks * block size} owned by the caller; on success the
+ * bdev points iov->iov_base at its own memory holding the blocks. That memory stays valid, and the bdev
+ * registered, until the caller frees the io with dbk_bdev_free_io() -- so a caller that keeps the data after
+ * the callback keeps the io (and its channel) until it is done with it. The memory is the bdev's: a write
+ * to the same blocks that completes later changes it, as it would change a later read. Returns what
+ * dbk_bdev_readv_blocks returns, or -ENOTSUP if the bdev does not lend (or would have to split the read):
+ * read into a buffer of your own then.
+ */
+int dbk_bdev_read_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
+			      uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg);
+
 void dbk_bdev_free_io(struct dbk_bdev_io *io);
 
 /* Status of a completed I/O as an NVMe (sct, sc) pair; (0,0) on success, (0,6) internal error by default. */

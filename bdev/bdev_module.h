@@ -61,6 +61,12 @@ struct dbk_bdev {
 	uint32_t max_rw_blocks;		/* split READ/WRITE larger than this (0: no limit) */
 	uint32_t max_segments;		/* split requests with more iovecs than this (0: no limit) */
 	uint32_t required_alignment;	/* log2 of buffer alignment the module needs (0: none) */
+	/*
+	 * The module lends memory for reads: a READ whose single iovec has iov_base NULL
+	 * (dbk_bdev_read_lend_blocks) gets iov_base pointed at the module's memory holding the
+	 * blocks, which must stay valid while the bdev is registered.
+	 */
+	bool lends_read;
 	void *ctxt;			/* module's bdev context, passed to the fn_table calls */
 	const struct dbk_bdev_fn_table *fn_table;
 	struct dbk_bdev_module *module;

@@ -1,4 +1,4 @@
-/* RAM disk bdev: memcpy from/to an anonymous mapping. Completes inline. */
+/* RAM disk bdev: memcpy from/to an anonymous mapping (reads may lend the mapping instead). Completes inline. */
 #include "bdev/malloc/bdev_malloc.h"
 #include "bdev/bdev_module.h"
 #include "thread/thread.h"
@@ -94,7 +94,10 @@ static void malloc_submit(struct dbk_io_channel *ch, struct dbk_bdev_io *io)
 	mch->ios++;
 	switch (io->type) {
 	case DBK_BDEV_IO_TYPE_READ:
-		copy_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len, true);
+		if (io->u.iovs[0].iov_base == NULL)	/* dbk_bdev_read_lend_blocks: lend, no copy */
+			io->u.iovs[0].iov_base = d->buf + off;
+		else
+			copy_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len, true);
 		break;
 	case DBK_BDEV_IO_TYPE_WRITE:
 		copy_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len, false);
@@ -193,6 +196,12 @@ int dbk_bdev_malloc_create(const char *name, const uuid_t uuid_or_null, uint64_t
 		malloc_free(d);
 		return -ENOMEM;
 	}
+	/*
+	 * Transparent huge pages where the system allows them (fewer TLB misses and page-pinning work for
+	 * lent reads). Pages are faulted in by first writes; never-written blocks read as zeroes from the
+	 * kernel's zero page (correct, but a slower path for vmsplice than written memory).
+	 */
+	(void)madvise(d->buf, d->len, MADV_HUGEPAGE);
 	d->bdev.name = strdup(name);
 	if (d->bdev.name == NULL) {
 		malloc_free(d);
@@ -206,6 +215,7 @@ int dbk_bdev_malloc_create(const char *name, const uuid_t uuid_or_null, uint64_t
 	d->bdev.write_cache = false;
 	d->bdev.ctxt = d;
 	d->bdev.fn_table = &malloc_fn_table;
+	d->bdev.lends_read = true;	/* the mapping lives until destruct, after every channel is gone */
 	d->bdev.module = &dbk_bdev_malloc_module;
 	rc = dbk_bdev_register(&d->bdev);
 	if (rc != 0) {
