@@ -47,6 +47,38 @@ static int bdev_status(struct dbk_bdev_io *io, bool success)
 
 static int submit_rw(struct dbk_nvmf_request *req);
 
+/* Zero-copy Read done: on success keep the I/O (and the channel) until the transport releases the memory. */
+static void lend_done(struct dbk_bdev_io *io, bool success, void *arg)
+{
+	struct dbk_nvmf_request *req = arg;
+	int status = bdev_status(io, success);
+
+	if (status != 0) {
+		dbk_bdev_free_io(io);
+		entry_put(req->core_ptr);
+		finish(req, status);
+		return;
+	}
+	req->core_lent_io = io;
+	req->iov[0] = req->core_lend_iov;
+	req->iovcnt = 1;
+	req->lent = true;
+	finish(req, 0);
+}
+
+void dbk_nvmf_request_release(struct dbk_nvmf_request *req)
+{
+	struct dbk_bdev_io *io = req->core_lent_io;
+
+	if (!req->lent || io == NULL)
+		return;
+	req->lent = false;
+	req->core_lent_io = NULL;
+	req->iovcnt = 0;
+	dbk_bdev_free_io(io);
+	entry_put(req->core_ptr);
+}
+
 static void io_done(struct dbk_bdev_io *io, bool success, void *arg)
 {
 	struct dbk_nvmf_request *req = arg;
@@ -116,7 +148,14 @@ static int submit_rw(struct dbk_nvmf_request *req)
 	}
 	switch (cmd->opc) {
 	case NVME_OPC_READ:
-		rc = dbk_bdev_readv_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
+		rc = -ENOTSUP;
+		if (req->lend_ok && req->iovcnt > 0 && dbk_bdev_can_lend_read(ns->bdev)) {
+			req->core_lend_iov.iov_base = NULL;
+			req->core_lend_iov.iov_len = req->length;
+			rc = dbk_bdev_read_lend_blocks(ns->desc, e->ch, &req->core_lend_iov, slba, nlb, lend_done, req);
+		}
+		if (rc == -ENOTSUP)
+			rc = dbk_bdev_readv_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
 		break;
 	case NVME_OPC_WRITE:
 		rc = dbk_bdev_writev_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);

@@ -21,6 +21,14 @@
  *     ops->req_complete(req): the transport sends the C2H data (for a
  *     successful C2H transfer, exactly rsp->... length bytes = req->length)
  *     and the response capsule, then recycles the request.
+ *  Zero-copy reads: a transport that can send straight from the bdev's memory
+ *  sets req->lend_ok before exec. The core may then complete a Read with
+ *  req->lent set and req->iov pointing at memory the bdev lends (the transport's
+ *  own buffers stay attached to the transport, untouched). The transport sends
+ *  from it and calls dbk_nvmf_request_release(req) once it no longer needs that
+ *  memory (data handed to the kernel, or dropped), at the latest when it
+ *  recycles the request or finalises the qpair. Until then the core keeps the
+ *  namespace's bdev channel (and so the bdev) alive.
  * The transport never frees a request the core holds: when a connection
  * dies it calls dbk_nvmf_qpair_disconnect(); the core stops taking commands,
  * waits until every request it executes has been completed (req_complete is
@@ -85,6 +93,8 @@ struct dbk_nvmf_request {
 	uint32_t length;		/* data length from the SGL (bytes) */
 	struct iovec iov[DBK_NVMF_MAX_IOVS];	/* data buffers covering length */
 	int iovcnt;
+	bool lend_ok;		/* set by the transport: a Read may complete with lent memory */
+	bool lent;		/* set by the core: iov is lent; call dbk_nvmf_request_release when done */
 	/*
 	 * Core-private from here (the transport does not touch these).
 	 */
@@ -94,6 +104,8 @@ struct dbk_nvmf_request {
 	int core_status;
 	void *core_ptr;
 	struct dbk_nvmf_request *core_next;	/* core-owned lists (e.g. held AERs) */
+	struct iovec core_lend_iov;
+	void *core_lent_io;	/* the bdev I/O whose memory is lent */
 };
 
 /* A queue pair: one NVMe/TCP connection. Allocated by the transport (it may embed this). */
@@ -158,6 +170,8 @@ void dbk_nvmf_tgt_new_qpair(struct dbk_nvmf_qpair *qpair);
 void dbk_nvmf_request_exec(struct dbk_nvmf_request *req);
 /* Qpair's reactor: the core (only) finishes a request; calls ops->req_complete. */
 void dbk_nvmf_request_complete(struct dbk_nvmf_request *req);
+/* Qpair's reactor: the transport is done with a lent data buffer (req->lent); no-op otherwise. */
+void dbk_nvmf_request_release(struct dbk_nvmf_request *req);
 /* Qpair's reactor: the connection is gone or broken (idempotent). */
 void dbk_nvmf_qpair_disconnect(struct dbk_nvmf_qpair *qpair);
 /* True if the qpair still accepts commands (not disconnecting). */

@@ -17,7 +17,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -46,6 +48,9 @@
 #define TCP_MAX_ICD_SIZE (1024u * 1024u)
 #define TCP_REQ_HDR_SIZE (NVME_TCP_MAX_HDR_LEN + NVME_TCP_DIGEST_LEN)
 #define TCP_ACCEPT_BATCH 64
+#define TCP_SPLICE_MIN 16384u			/* lent C2H payloads this large go out by vmsplice+splice */
+#define TCP_PIPE_SIZE (1024u * 1024u)
+#define TCP_LEND_STALL_US 100000u		/* a connection whose sends stall this long stops holding lent memory */
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -90,6 +95,7 @@ struct tcp_pdu {
 	bool has_ddgst;
 	bool queued;
 	bool recycle_when_sent;
+	bool splice;			/* data is lent bdev memory: send it by vmsplice + splice, no copy */
 	uint8_t kind;
 	struct tcp_req *req;
 };
@@ -117,6 +123,8 @@ struct tcp_req {
 	uint32_t h2c_done;		/* H2C bytes received */
 	uint32_t r2t_end;		/* end offset of the current R2T window */
 	uint8_t *icd;
+	void *bounce;			/* private copy of lent data, when its connection stalled */
+	struct iovec bounce_iov;
 	struct nvme_cmd cmd;
 	struct nvme_cpl rsp;
 	void *bufs[DBK_NVMF_MAX_IOVS];
@@ -133,6 +141,9 @@ struct tcp_stats {
 	uint64_t fatal_errors, hdgst_errors, ddgst_errors, term_reqs_rx;
 	uint64_t buf_waits, send_blocked, conns;
 	uint64_t rx_direct_bytes;	/* payload received straight into data buffers */
+	uint64_t tx_zcopy_bytes;	/* C2H payload sent from lent bdev memory without a copy (spliced) */
+	uint64_t tx_lent_pdus;		/* C2HData PDUs sent from lent bdev memory (spliced or not) */
+	uint64_t lent_bounced;		/* lent payloads copied out because their connection stalled */
 };
 
 struct tcp_conn {
@@ -149,6 +160,11 @@ struct tcp_conn {
 	bool disconnect_pending, disconnected, fini_pending;
 	bool write_dead;
 	bool in_flush_list;
+	bool no_splice;			/* pipe creation failed: copy instead */
+	int pipe[2];			/* vmsplice -> splice path; -1 until first needed */
+	uint32_t pipe_len;		/* bytes of the head PDU's data in the pipe, not yet in the socket */
+	uint64_t tx_progress;		/* bumped by every send that moved bytes */
+	uint64_t tx_progress_seen;	/* ... as the stall watchdog saw it last time */
 	uint8_t hpda;
 	uint32_t maxr2t;
 	uint32_t c2h_pdo;
@@ -204,6 +220,7 @@ struct dbk_nvmf_transport_poll_group {
 	struct tcp_conn *conns;
 	struct tcp_conn *flush_head;
 	struct dbk_poller *poller;
+	struct dbk_poller *lend_poller;
 	struct tcp_stats st;
 };
 
@@ -364,6 +381,10 @@ static void req_recycle(struct tcp_req *r)
 	struct tcp_conn *c = r->conn;
 	if (r->state == TR_FREE)
 		return;
+	if (r->req.lent)
+		dbk_nvmf_request_release(&r->req);
+	free(r->bounce);
+	r->bounce = NULL;
 	if (r->nbufs)
 		pool_release(r);
 	if (r->cid_owned)
@@ -486,6 +507,7 @@ static void r2t_send(struct tcp_req *r)
 	p->iovcnt = 0;
 	p->data_len = 0;
 	p->has_ddgst = false;
+	p->splice = false;
 	p->recycle_when_sent = false;
 	p->kind = PDU_R2T;
 	queue_pdu(c, p);
@@ -597,6 +619,8 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 			return;
 		}
 		r->req.xfer = dir == 1 ? DBK_NVMF_XFER_HOST_TO_CTRLR : DBK_NVMF_XFER_CTRLR_TO_HOST;
+		/* Zero-copy reads: not with a data digest (the CRC must cover bytes that cannot change). */
+		r->req.lend_ok = dir == 2 && c->tt->base.opts.zcopy && !c->ddgst;
 		r->req.length = len;
 		r->orig_len = len;
 		if (req_get_buffers(r))
@@ -604,6 +628,25 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 		return;
 	}
 	req_fail(r, NVME_SCT_GENERIC, NVME_SC_SGL_DESCRIPTOR_TYPE_INVALID);
+}
+
+/* The connection's pipe for vmsplice + splice sends, created on first use; false: copy instead. */
+static bool conn_pipe(struct tcp_conn *c)
+{
+	if (c->pipe[0] >= 0)
+		return true;
+	if (c->no_splice)
+		return false;
+	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		DBK_NOTICELOG("nvmf_tcp: pipe: %s; sending lent data by copy on this connection", strerror(errno));
+		c->pipe[0] = c->pipe[1] = -1;
+		c->no_splice = true;
+		return false;
+	}
+	/* Room for a whole 128 KiB..1 MiB payload per vmsplice; the default 64 KiB pipe works too, in more calls. */
+	(void)fcntl(c->pipe[0], F_SETPIPE_SZ, (int)TCP_PIPE_SIZE);
+	c->pipe_len = 0;
+	return true;
 }
 
 /* Build and queue C2HData (successful C2H) and the CapsuleResp. */
@@ -665,6 +708,14 @@ static void req_send_response(struct tcp_req *r)
 		p->has_ddgst = c->ddgst;
 		if (c->ddgst)
 			put_le32(p->ddgst, iov_crc(r->req.iov, cnt, 0, len));
+		p->splice = r->req.lent && !c->ddgst && len >= TCP_SPLICE_MIN && conn_pipe(c);
+		if (r->req.lent) {
+			/* The payload comes from the bdev's memory: our buffers can serve waiting requests now. */
+			if (r->nbufs)
+				pool_release(r);
+			if (c->pg)
+				c->pg->st.tx_lent_pdus++;
+		}
 		p->recycle_when_sent = !send_rsp;
 		p->kind = PDU_C2H;
 		queue_pdu(c, p);
@@ -687,6 +738,7 @@ static void req_send_response(struct tcp_req *r)
 		p->iovcnt = 0;
 		p->data_len = 0;
 		p->has_ddgst = false;
+		p->splice = false;
 		p->recycle_when_sent = true;
 		p->kind = PDU_RSP;
 		queue_pdu(c, p);
@@ -1203,20 +1255,111 @@ static int pdu_fill_iov(struct tcp_pdu *p, struct iovec *iov, int max)
 	return n;
 }
 
+/*
+ * Send the head PDU's lent payload without copying it: vmsplice the bdev's
+ * pages into the connection's pipe (the pipe holds page references, not
+ * copies), then splice the pipe into the socket. The header went out before
+ * (sendmsg with MSG_MORE). Returns 1 on progress, 0 when the socket is full,
+ * -1 on a connection error. A vmsplice failure with an empty pipe falls back
+ * to copying (the PDU continues through sendmsg from where it is).
+ */
+static int pdu_splice(struct tcp_conn *c, struct tcp_pdu *p)
+{
+	uint32_t doff = p->sent - p->hdr_len;
+	if (c->pipe_len == 0 && p->iov == &p->req->bounce_iov) {
+		p->splice = false;	/* bounced while its pipe drained: the rest goes by copy */
+		return 1;
+	}
+	if (c->pipe_len == 0) {
+		struct iovec v[DBK_NVMF_MAX_IOVS];
+		int nv = iov_slice(p->iov, p->iovcnt, doff, p->data_len - doff, v, DBK_NVMF_MAX_IOVS);
+		ssize_t m = vmsplice(c->pipe[1], v, (unsigned long)nv, SPLICE_F_NONBLOCK);
+		if (m <= 0) {
+			if (m < 0 && errno == EINTR)
+				return 1;
+			DBK_NOTICELOG("nvmf_tcp: vmsplice: %s; sending this payload by copy",
+				      m < 0 ? strerror(errno) : "no progress");
+			p->splice = false;
+			return 1;
+		}
+		c->pipe_len = (uint32_t)m;
+	}
+	bool more = doff + c->pipe_len < p->data_len || p->next != NULL;
+	ssize_t n = splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
+	if (n < 0) {
+		if (errno == EINTR)
+			return 1;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		DBK_INFOLOG("nvmf_tcp: splice: %s", strerror(errno));
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	c->pipe_len -= (uint32_t)n;
+	c->tx_progress++;
+	p->sent += (uint32_t)n;
+	if (c->pg) {
+		c->pg->st.tx_bytes += (uint64_t)n;
+		c->pg->st.tx_zcopy_bytes += (uint64_t)n;
+	}
+	if (p->sent == p->total)
+		sq_pop(c);
+	return 1;
+}
+
+static void conn_send_failed(struct tcp_conn *c, const char *what)
+{
+	DBK_INFOLOG("nvmf_tcp: %s: %s", what, strerror(errno));
+	c->write_dead = true;
+	sq_drain(c);
+	conn_close(c);
+}
+
+/*
+ * One sendmsg for as many queued PDUs as fit (TCP_SEND_IOVS iovecs); a PDU
+ * whose payload is spliced ends the batch after its header (MSG_MORE), and its
+ * payload follows by pdu_splice.
+ */
 static void conn_flush(struct tcp_conn *c)
 {
 	struct iovec iov[TCP_SEND_IOVS];
 	while (c->sq_head && !c->write_dead) {
+		struct tcp_pdu *h = c->sq_head;
+		if (h->splice && h->sent >= h->hdr_len) {
+			int rc = pdu_splice(c, h);
+			if (rc < 0) {
+				conn_send_failed(c, "splice");
+				break;
+			}
+			if (rc == 0) {
+				if (c->pg)
+					c->pg->st.send_blocked++;
+				break;
+			}
+			continue;
+		}
 		int n = 0;
 		size_t want = 0;
+		bool cork = false;
 		for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
 			if (n > 0 && n + p->iovcnt + 2 > TCP_SEND_IOVS)
 				break;
+			if (p->splice) {
+				/* Its header now, its payload by splice right after. */
+				iov[n].iov_base = p->hdr + p->sent;
+				iov[n].iov_len = p->hdr_len - p->sent;
+				want += iov[n].iov_len;
+				n++;
+				cork = true;
+				break;
+			}
 			n += pdu_fill_iov(p, iov + n, TCP_SEND_IOVS - n);
 			want += p->total - p->sent;
 		}
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | (cork ? MSG_MORE : 0));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -1225,17 +1368,21 @@ static void conn_flush(struct tcp_conn *c)
 					c->pg->st.send_blocked++;
 				break;
 			}
-			DBK_INFOLOG("nvmf_tcp: send: %s", strerror(errno));
-			c->write_dead = true;
-			sq_drain(c);
-			conn_close(c);
+			conn_send_failed(c, "send");
 			break;
 		}
 		if (c->pg)
 			c->pg->st.tx_bytes += (uint64_t)w;
+		if (w > 0)
+			c->tx_progress++;
 		size_t left = (size_t)w;
 		while (left > 0 && c->sq_head) {
 			struct tcp_pdu *p = c->sq_head;
+			if (p->splice) {
+				p->sent += (uint32_t)left;	/* only (part of) its header was in this batch */
+				left = 0;
+				break;
+			}
 			uint32_t rem = p->total - p->sent;
 			if (left >= rem) {
 				left -= rem;
@@ -1288,6 +1435,61 @@ static void conn_fd_cb(void *ctx, uint32_t events)
 }
 
 /* ------------------------------------------------------------- poll group */
+
+/*
+ * Lent memory must not be held hostage by a host that stopped reading: it pins
+ * the bdev (its deletion or the namespace's removal would wait for the host).
+ * Every TCP_LEND_STALL_US, a connection that has queued lent payloads and sent
+ * nothing since the last look gets private copies of them (a cold path: one
+ * allocation per payload) and gives the lent memory back. Bytes already in the
+ * pipe are page references the kernel holds; they go out as they are.
+ */
+static void conn_bounce_lent(struct tcp_conn *c)
+{
+	for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
+		struct tcp_req *r = p->req;
+		if (p->kind != PDU_C2H || r == NULL || !r->req.lent || r->bounce)
+			continue;
+		void *b = malloc(p->data_len ? p->data_len : 1);
+		if (b == NULL)
+			continue;	/* try again next time */
+		uint32_t done = 0;
+		for (int i = 0; i < p->iovcnt && done < p->data_len; i++) {
+			uint32_t n = MIN((uint32_t)p->iov[i].iov_len, p->data_len - done);
+			memcpy((uint8_t *)b + done, p->iov[i].iov_base, n);
+			done += n;
+		}
+		r->bounce = b;
+		r->bounce_iov.iov_base = b;
+		r->bounce_iov.iov_len = p->data_len;
+		p->iov = &r->bounce_iov;
+		p->iovcnt = 1;
+		if (!(p == c->sq_head && c->pipe_len > 0))
+			p->splice = false;	/* a bounce buffer is recycled: never splice it */
+		dbk_nvmf_request_release(&r->req);
+		if (c->pg)
+			c->pg->st.lent_bounced++;
+	}
+}
+
+static int lend_watchdog(void *ctx)
+{
+	struct dbk_nvmf_transport_poll_group *pg = ctx;
+	int busy = 0;
+	for (struct tcp_conn *c = pg->conns; c; c = c->grp_next) {
+		if (c->sq_head && c->tx_progress == c->tx_progress_seen) {
+			for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
+				if (p->kind == PDU_C2H && p->req && p->req->req.lent) {
+					conn_bounce_lent(c);
+					busy = 1;
+					break;
+				}
+			}
+		}
+		c->tx_progress_seen = c->tx_progress;
+	}
+	return busy ? DBK_POLLER_BUSY : DBK_POLLER_IDLE;
+}
 
 static int group_poll(void *ctx)
 {
@@ -1348,7 +1550,10 @@ static struct dbk_nvmf_transport_poll_group *tcp_poll_group_create(struct dbk_nv
 		pg->free_bufs[i] = pg->pool_mem + (size_t)(pg->nbufs - 1 - i) * tt->base.opts.io_unit_size;
 	pg->nfree = pg->nbufs;
 	pg->poller = dbk_poller_register(group_poll, pg, 0, "nvmf_tcp_group");
-	if (pg->poller == NULL) {
+	pg->lend_poller = dbk_poller_register(lend_watchdog, pg, TCP_LEND_STALL_US, "nvmf_tcp_lend_watchdog");
+	if (pg->poller == NULL || pg->lend_poller == NULL) {
+		dbk_poller_unregister(&pg->poller);
+		dbk_poller_unregister(&pg->lend_poller);
 		munmap(pg->pool_mem, pg->pool_len);
 		free(pg->free_bufs);
 		free(pg);
@@ -1368,6 +1573,7 @@ static void tcp_poll_group_destroy(struct dbk_nvmf_transport_poll_group *pg)
 		conn_free(c);
 	}
 	dbk_poller_unregister(&pg->poller);
+	dbk_poller_unregister(&pg->lend_poller);
 	munmap(pg->pool_mem, pg->pool_len);
 	free(pg->free_bufs);
 	free(pg);
@@ -1434,6 +1640,9 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "bytes_received", json_integer((json_int_t)pg->st.rx_bytes));
 	json_object_set_new(obj, "bytes_sent", json_integer((json_int_t)pg->st.tx_bytes));
 	json_object_set_new(obj, "bytes_received_direct", json_integer((json_int_t)pg->st.rx_direct_bytes));
+	json_object_set_new(obj, "bytes_sent_zcopy", json_integer((json_int_t)pg->st.tx_zcopy_bytes));
+	json_object_set_new(obj, "c2h_pdus_lent", json_integer((json_int_t)pg->st.tx_lent_pdus));
+	json_object_set_new(obj, "lent_payloads_bounced", json_integer((json_int_t)pg->st.lent_bounced));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));
 	json_object_set_new(obj, "header_digest_errors", json_integer((json_int_t)pg->st.hdgst_errors));
 	json_object_set_new(obj, "data_digest_errors", json_integer((json_int_t)pg->st.ddgst_errors));
@@ -1474,6 +1683,11 @@ static void conn_free(struct tcp_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	if (c->pipe[0] >= 0) {
+		close(c->pipe[0]);
+		close(c->pipe[1]);
+		c->pipe[0] = c->pipe[1] = -1;
+	}
 	if (pg) {
 		waitq_remove_conn(pg, c);
 		if (c->in_flush_list) {
@@ -1594,6 +1808,7 @@ static void listener_cb(void *ctx, uint32_t events)
 			continue;
 		}
 		c->fd = fd;
+		c->pipe[0] = c->pipe[1] = -1;
 		c->tt = l->tt;
 		c->qp.transport = &l->tt->base;
 		c->rstate = RS_CH;
@@ -1705,7 +1920,7 @@ static void tcp_opts_init(struct dbk_nvmf_transport_opts *o)
 	o->max_aq_depth = 128;
 	o->num_shared_buffers = 511;
 	o->buf_cache_size = 32;
-	o->zcopy = false;
+	o->zcopy = true;	/* SPDK's default is false; ours: reads from bdevs that lend memory are zero-copy */
 	o->c2h_success = true;
 	o->sock_priority = 0;
 	o->abort_timeout_sec = 1;
@@ -1715,6 +1930,13 @@ static struct dbk_nvmf_transport *tcp_create(const struct dbk_nvmf_transport_opt
 					     size_t errlen)
 {
 	struct dbk_nvmf_transport_opts o = *opts;
+	/*
+	 * splice() into a socket the peer reset raises SIGPIPE (it has no MSG_NOSIGNAL): a target
+	 * must see EPIPE instead. Only a default disposition is changed; a handler someone set stays.
+	 */
+	struct sigaction sa;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
 #define BAD(...)                                     \
 	do {                                         \
 		if (err && errlen)                   \

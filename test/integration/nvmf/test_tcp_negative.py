@@ -196,6 +196,48 @@ class TcpNegative(unittest.TestCase):
         h.close()
         time.sleep(0.2)
 
+    def test_bdev_deleted_under_stalled_zero_copy_reads(self):
+        """Reads sent from the malloc bdev's own memory (zero copy) to a host that stopped reading must
+        not pin the bdev: deleting it completes promptly, the host can still vanish, nothing leaks."""
+        nqn = "nqn.2016-06.io.spdk:zcopy"
+        self.tgt.rpc("bdev_malloc_create", 32, 512, "-b", "MallocZ")
+        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000003")
+        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, "MallocZ")
+        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        try:
+            before = self.zcopy_stats()
+            h, cntlid = nt.admin_session(self.port, nqn)
+            io = nt.io_session(self.port, nqn, cntlid)
+            n = 128 * 1024
+            # 60 x 128 KiB = 7.5 MiB queued towards a host that reads nothing
+            for i in range(60):
+                io.submit(nt.sqe(0x02, 100 + i, nsid=1, cdw10=(i % 32) * (n // BS), cdw12=n // BS - 1, sgl_len=n))
+            deadline = time.time() + 10
+            while time.time() < deadline and self.zcopy_stats()[0] - before[0] < 60:
+                time.sleep(0.05)
+            lent, bounced = [a - b for a, b in zip(self.zcopy_stats(), before)]
+            self.assertEqual(lent, 60, "reads not served from lent memory")
+            t0 = time.time()
+            self.tgt.rpc("bdev_malloc_delete", "MallocZ")
+            took = time.time() - t0
+            self.assertLess(took, 5.0, "bdev_malloc_delete waited %.1f s for a host that does not read" % took)
+            self.assertGreater(self.zcopy_stats()[1] - before[1], 0, "no stalled payload was copied out")
+            names = [b["name"] for b in self.tgt.rpc("bdev_get_bdevs")]
+            self.assertNotIn("MallocZ", names)
+            io.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            io.close()
+            h.close()
+        finally:
+            self.tgt.rpc("nvmf_delete_subsystem", nqn)
+
+    def zcopy_stats(self):
+        lent = bounced = 0
+        for g in self.tgt.rpc("nvmf_get_stats")["poll_groups"]:
+            for t in g.get("transports", []):
+                lent += t.get("c2h_pdus_lent", 0)
+                bounced += t.get("lent_payloads_bounced", 0)
+        return lent, bounced
+
     # ---------------------------------------------------------- fabrics
     def test_connect_unknown_nqn(self):
         h = nt.Host(self.port)

@@ -54,6 +54,8 @@ struct harness {
 	struct dbk_nvmf_listen_addr peer, local;
 	int peer_rc, local_rc;
 	uint16_t port;
+	bool lend;		/* this core double lends g_disk for reads the transport allows (lend_ok) */
+	int lends, releases;
 };
 
 static struct harness H;
@@ -130,6 +132,13 @@ void dbk_nvmf_request_exec(struct dbk_nvmf_request *req)
 			set_status(req, NVME_SCT_GENERIC, NVME_SC_LBA_OUT_OF_RANGE);
 		} else if (cmd->opc == NVME_OPC_READ && cmd->nsid == 0xBAD) {
 			set_status(req, NVME_SCT_MEDIA_ERROR, NVME_SC_UNRECOVERED_READ_ERROR);
+		} else if (cmd->opc == NVME_OPC_READ && H.lend && req->lend_ok) {
+			/* Zero-copy read, as a lending bdev: the data buffer is g_disk itself. */
+			req->iov[0].iov_base = g_disk + off;
+			req->iov[0].iov_len = req->length;
+			req->iovcnt = 1;
+			req->lent = true;
+			H.lends++;
 		} else {
 			uint32_t left = req->length;
 			for (int i = 0; i < req->iovcnt && left; i++) {
@@ -178,6 +187,14 @@ static void release_held(void *arg)
 		dbk_thread_send_msg(dbk_get_thread(), complete_msg, req);
 	}
 	H.nheld = keep;
+}
+
+void dbk_nvmf_request_release(struct dbk_nvmf_request *req)
+{
+	if (!req->lent)
+		return;
+	req->lent = false;
+	H.releases++;
 }
 
 void dbk_nvmf_qpair_disconnect(struct dbk_nvmf_qpair *qp)
@@ -1342,6 +1359,156 @@ static void test_direct_recv(void **state)
 	json_decref(s);
 }
 
+static void read_lends(void *arg)
+{
+	int *v = arg;
+	v[0] = H.lends;
+	v[1] = H.releases;
+}
+
+static void set_lend(void *arg)
+{
+	H.lend = *(bool *)arg;
+	H.lends = H.releases = 0;
+}
+
+/*
+ * Zero-copy reads: the core lends its memory; payloads of 16 KiB and more go out by vmsplice+splice,
+ * smaller ones by sendmsg from the lent memory; the host gets the right bytes and every lent buffer is
+ * released by the time the qpair is gone.
+ */
+static void test_lent_reads(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend, &on);
+	struct host h;
+	host_session(&h, 0);
+	fill_pattern(g_disk, DISK_SIZE, 21);
+	static const uint32_t sizes[] = {4096, 16384, 131072, 1u << 20, 20480};
+	uint32_t slba = 0, spliced = 0;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		const uint8_t *rd = host_read(&h, (uint16_t)(80 + i), slba, sizes[i], false);
+		assert_memory_equal(rd, g_disk + (size_t)slba * 512, sizes[i]);
+		if (sizes[i] >= 16384)
+			spliced += sizes[i];
+		slba += sizes[i] / 512 + 3;
+	}
+	/* Two reads back to back: the second PDU's header follows the first's spliced payload. */
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_READ, 90, 8, 65536, false);
+	size_t n = build_capsule(&h, g_tx, &c, NULL, 0);
+	make_cmd(&c, NVME_OPC_READ, 91, 1000, 32768, false);
+	n += build_capsule(&h, g_tx + n, &c, NULL, 0);
+	host_send(&h, g_tx, n);
+	for (uint16_t cid = 90; cid <= 91; cid++) {
+		assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_C2H_DATA);
+		const struct nvme_tcp_data_hdr *d = (const void *)g_rx;
+		assert_int_equal(d->cccid, cid);
+		assert_memory_equal(g_rx + d->common.pdo, g_disk + (cid == 90 ? 8 : 1000) * 512, d->datal);
+		expect_rsp(&h, cid, ST_OK);
+	}
+	spliced += 65536 + 32768;
+	host_close(&h);
+	wait_no_qpairs();
+	int lr[2];
+	on_reactor(read_lends, lr);
+	assert_int_equal(lr[0], 7);
+	assert_int_equal(lr[1], 7);
+	json_t *s = json_object();
+	on_reactor(dump_stats, s);
+	assert_int_equal(json_integer_value(json_object_get(s, "bytes_sent_zcopy")), spliced);
+	assert_int_equal(json_integer_value(json_object_get(s, "c2h_pdus_lent")), 7);
+	json_decref(s);
+	on = false;
+	on_reactor(set_lend, &on);
+}
+
+/* With a data digest nothing is lent (the CRC must cover bytes that cannot change under it). */
+static void test_lent_reads_not_with_ddgst(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend, &on);
+	struct host h;
+	host_session(&h, 2);
+	fill_pattern(g_disk, 262144, 5);
+	const uint8_t *rd = host_read(&h, 5, 0, 262144, false);
+	assert_memory_equal(rd, g_disk, 262144);
+	host_close(&h);
+	wait_no_qpairs();
+	int lr[2];
+	on_reactor(read_lends, lr);
+	assert_int_equal(lr[0], 0);
+	on = false;
+	on_reactor(set_lend, &on);
+}
+
+static void send_reads(struct host *h, uint16_t first, uint16_t count)
+{
+	size_t n = 0;
+	struct nvme_cmd c;
+	for (uint16_t cid = first; cid < first + count; cid++) {
+		make_cmd(&c, NVME_OPC_READ, cid, (uint32_t)(cid % 16u) * 256u, 131072, false);
+		n += build_capsule(h, g_tx + n, &c, NULL, 0);
+	}
+	host_send(h, g_tx, n);
+}
+
+static void wait_lends(int want_lends, int want_releases, int *lr)
+{
+	for (int i = 0; i < 500 && (lr[0] < want_lends || lr[1] < want_releases); i++) {
+		usleep(10000);
+		on_reactor(read_lends, lr);
+	}
+}
+
+/*
+ * A host that stops reading with 12.5 MiB of lent payload queued: within a fraction of a second the
+ * stalled payloads are copied out and the lent memory given back (so the bdev is not pinned by the
+ * host); the host, reading again, gets the right bytes. Then a host that vanishes with payload queued.
+ */
+static void test_lent_reads_stalled_host(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend, &on);
+	fill_pattern(g_disk, DISK_SIZE, 33);
+	struct host h;
+	host_connect(&h);
+	host_ic(&h, 0);
+	host_fabric_connect(&h, 1, 127, 0);
+	send_reads(&h, 1, 100);
+	int lr[2] = {0, 0};
+	wait_lends(100, 100, lr);
+	assert_int_equal(lr[0], 100);
+	assert_int_equal(lr[1], 100);	/* all given back while the host still does not read */
+	json_t *s = json_object();
+	on_reactor(dump_stats, s);
+	assert_true(json_integer_value(json_object_get(s, "lent_payloads_bounced")) > 0);
+	json_decref(s);
+	for (uint16_t cid = 1; cid <= 100; cid++) {
+		assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_C2H_DATA);
+		const struct nvme_tcp_data_hdr *d = (const void *)g_rx;
+		assert_int_equal(d->cccid, cid);
+		assert_int_equal(d->datal, 131072);
+		assert_memory_equal(g_rx + d->common.pdo, g_disk + (size_t)(cid % 16u) * 131072u, 131072);
+		expect_rsp(&h, cid, ST_OK);
+	}
+	/* Vanish (RST) with payload queued: everything is released once the qpair is gone. */
+	send_reads(&h, 101, 100);
+	wait_lends(200, 0, lr);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	host_close(&h);
+	wait_no_qpairs();
+	on_reactor(read_lends, lr);
+	assert_int_equal(lr[0], 200);
+	assert_int_equal(lr[1], 200);
+	on = false;
+	on_reactor(set_lend, &on);
+}
+
 /* HPDA: C2HData PDO aligned to (hpda + 1) * 4 bytes, pad zeroed. */
 static void test_hpda(void **state)
 {
@@ -1648,6 +1815,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_buffer_wait, setup_small_pool, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_recv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hpda, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_reads_not_with_ddgst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_reads_stalled_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz_mutations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_bad_opts, setup, teardown),
