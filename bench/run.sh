@@ -7,9 +7,11 @@
 #   bench/run.sh --quick              # RUNTIME=3 REPEAT=1 unless set; --digests = DIGESTS=1
 #   BDEV=uring URING_FILE=/mnt/nvme/bench.img bench/run.sh
 #   BDEV=daos DAOS_POOL=pool0 DAOS_CONT=cont0 [DAOS_ENGINE=daos] bench/run.sh
+#   CEILING=0 bench/run.sh            # skip the raw loopback TCP ceiling measurement
 #
 # Environment (all optional):
-#   DBK_BUILD_DIR  build directory with app/daosblk-tgt, tools/rpc/daosblk-rpc, tools/perf/daosblk-perf (./build)
+#   DBK_BUILD_DIR  build directory with app/daosblk-tgt, tools/rpc/daosblk-rpc, tools/perf/daosblk-perf,
+#                  bench/daosblk-tcp-ceiling (./build)
 #   BDEV           malloc | uring | daos (default malloc)
 #   SIZE_MB        bdev size in MiB (default 512); BLOCK_SIZE (default 4096)
 #   URING_FILE     backing file for BDEV=uring (created sparse with SIZE_MB if missing)
@@ -21,6 +23,14 @@
 #   DIGESTS=1      run daosblk-perf with -H -D (header and data digests)
 #   PREFILL        1: write the whole bdev once before the workloads (default 1 for uring/daos, 0 for malloc),
 #                  so reads hit written blocks rather than holes
+#   CEILING        1: before the workloads (and before the target starts), measure plain loopback TCP with
+#                  bench/daosblk-tcp-ceiling, RUNTIME s, REPEAT times, both directions: "read" = target core
+#                  -> perf core, "write" = perf core -> target core (first core of TGT_MASK / PERF_MASK); the
+#                  medians go in the conditions under the table. 0 skips it. Default 1 for BDEV=malloc, else 0.
+#                  A reference, not a bound: it prices one copying send() of CEILING_SIZE per call; larger
+#                  calls (daosblk-perf batches PDUs into one sendmsg) and zero-copy (the target's spliced
+#                  reads) both go faster.
+#   CEILING_SIZE   bytes per send() and recv() buffer for the ceiling (131072)
 #   RESULTS_DIR    keep every run's JSON there (default: a temporary directory, path printed at the end)
 #   TGT_ARGS / PERF_ARGS   extra arguments
 set -euo pipefail
@@ -41,6 +51,7 @@ TGT=$BUILD/app/daosblk-tgt
 RPC=$BUILD/tools/rpc/daosblk-rpc
 PERF=$BUILD/tools/perf/daosblk-perf
 DFS=$BUILD/tools/dfs/daosblk-dfs
+CEIL=$BUILD/bench/daosblk-tcp-ceiling
 
 BDEV=${BDEV:-malloc}
 SIZE_MB=${SIZE_MB:-512}
@@ -59,6 +70,8 @@ DAOS_POOL=${DAOS_POOL:-bench-pool}
 DAOS_CONT=${DAOS_CONT:-bench-cont}
 TGT_ARGS=${TGT_ARGS:-}
 PERF_ARGS=${PERF_ARGS:-}
+CEILING=${CEILING:-$([[ $BDEV == malloc ]] && echo 1 || echo 0)}
+CEILING_SIZE=${CEILING_SIZE:-131072}
 
 # name  pattern  io-size  depth  read%
 ALL_WORKLOADS="
@@ -81,6 +94,19 @@ done
 command -v python3 >/dev/null || die "python3 is needed to read daosblk-perf's JSON"
 [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "RUNTIME must be a positive integer"
 [[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "REPEAT must be a positive integer"
+[[ $CEILING == 0 || $CEILING == 1 ]] || die "CEILING must be 0 or 1"
+[[ $CEILING_SIZE =~ ^[0-9]+$ && $CEILING_SIZE -ge 1 ]] || die "CEILING_SIZE must be a byte count"
+[[ $CEILING == 0 || -x $CEIL ]] || die "$CEIL not found (build first, or CEILING=0)"
+
+mask_core() { # first core of a core mask (0x3, 3) or list ([1,2]); fails on anything else
+	local m=$1 c=0
+	if [[ $m =~ ^\[([0-9]+) ]]; then echo "${BASH_REMATCH[1]}"; return 0; fi
+	[[ $m =~ ^(0[xX][0-9a-fA-F]+|[0-9]+)$ ]] || return 1
+	m=$((m))
+	((m > 0)) || return 1
+	while ((!(m & 1))); do m=$((m >> 1)); c=$((c + 1)); done
+	echo "$c"
+}
 
 WORK=$(mktemp -d /tmp/daosblk-bench.XXXXXX)
 RESULTS_DIR=${RESULTS_DIR:-$WORK/results}
@@ -88,6 +114,23 @@ mkdir -p "$RESULTS_DIR"
 SOCK=$WORK/rpc.sock
 TGT_LOG=$WORK/tgt.log
 TGT_PID=
+
+# ------------------------------------------------------------------ raw TCP ceiling
+# Before the target starts (a --busy-poll reactor would otherwise share the sender's core).
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ $CEILING == 1 ]]; then
+	tgt_core=$(mask_core "$TGT_MASK") || die "cannot read a core from TGT_MASK=$TGT_MASK"
+	perf_core=$(mask_core "$PERF_MASK") || die "cannot read a core from PERF_MASK=$PERF_MASK"
+	for rep in $(seq "$REPEAT"); do
+		for dir in read write; do
+			if [[ $dir == read ]]; then s=$tgt_core r=$perf_core; else s=$perf_core r=$tgt_core; fi
+			log "raw TCP ceiling, $dir direction (core $s -> core $r) run $rep/$REPEAT (${RUNTIME}s)"
+			out=$RESULTS_DIR/ceiling-$dir.$rep.json
+			"$CEIL" --size "$CEILING_SIZE" --seconds "$RUNTIME" --send-core "$s" --recv-core "$r" --json \
+				>"$out" 2>"$out.err" || die "daosblk-tcp-ceiling failed ($dir, run $rep): $(tail -3 "$out.err")"
+		done
+	done
+fi
 
 cleanup() {
 	if [[ -n $TGT_PID ]] && kill -0 "$TGT_PID" 2>/dev/null; then
@@ -186,7 +229,6 @@ with open(path, "w") as f:
 EOF
 }
 
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ ${PREFILL:-$([[ $BDEV == malloc ]] && echo 0 || echo 1)} == 1 ]]; then
 	log "prefilling the bdev (one sequential 128 KiB write pass)"
 	"$PERF" -r "$trid" -w write -o 131072 -q 16 -t 1 --prefill -c "$PERF_MASK" --json --no-progress \
@@ -232,5 +274,29 @@ echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-p
 echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column;"
 echo "load average before the runs: $LOAD_START (other work on these cores skews the numbers; bench on an idle machine);"
 echo "target CPU % = utime+stime delta of the daosblk-tgt process over each daosblk-perf run (100 = one core)."
+if [[ $CEILING == 1 ]]; then
+	python3 - "$RESULTS_DIR" "$REPEAT" "$tgt_core" "$perf_core" "$RUNTIME" "$CEILING_SIZE" <<'EOF'
+import json, statistics, sys
+d, rep, tc, pc, rt, size = sys.argv[1], int(sys.argv[2]), *sys.argv[3:]
+size = int(size)
+what = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+def med(dir):
+    rs = [json.load(open(f"{d}/ceiling-{dir}.{i}.json")) for i in range(1, rep + 1)]
+    gb = statistics.median(r["gbps"] for r in rs)
+    busy = lambda side: statistics.median(r[side]["busy_pct"] for r in rs)
+    cpu = lambda side: statistics.median(r[side]["cpu_pct"] for r in rs)
+    return gb, gb * 1e9 / 2**20, busy("sender"), busy("receiver"), cpu("sender"), cpu("receiver")
+r, w = med("read"), med("write")
+print(f"raw loopback TCP ceiling at the time: read direction {r[0]:.2f} GB/s, write direction {w[0]:.2f} GB/s "
+      f"({what} send()s, no NVMe);")
+print(f"  = {r[1]:,.0f} / {w[1]:,.0f} MiB/s; bench/daosblk-tcp-ceiling, read = core {tc} -> core {pc}, "
+      f"write = core {pc} -> core {tc}, {rt} s, median of {rep}, measured before the target started;")
+print(f"  a reference, not a bound: one copying send() of {what} per call; larger calls (daosblk-perf batches "
+      f"PDUs into one sendmsg) and zero-copy (the target's spliced reads) go faster;")
+print(f"  sender/receiver CPU % read {r[4]:.0f}/{r[5]:.0f}, write {w[4]:.0f}/{w[5]:.0f} (both poll: below 100 "
+      f"means other work took the core); % of the run inside send()/recv() calls that moved data: "
+      f"read {r[2]:.0f}/{r[3]:.0f}, write {w[2]:.0f}/{w[3]:.0f}.")
+EOF
+fi
 echo
 log "raw results: $RESULTS_DIR"
