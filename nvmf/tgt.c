@@ -102,6 +102,8 @@ json_t *dbk_nvmf_transport_json(struct dbk_nvmf_transport *t)
 	json_object_set_new(obj, "c2h_success", json_boolean(o->c2h_success));
 	json_object_set_new(obj, "sock_priority", json_integer(o->sock_priority));
 	json_object_set_new(obj, "abort_timeout_sec", json_integer(o->abort_timeout_sec));
+	if (o->congestion_control[0])
+		json_object_set_new(obj, "congestion_control", json_string(o->congestion_control));
 	if (t->ops->dump_opts_json)
 		t->ops->dump_opts_json(t, obj);
 	return obj;

@@ -63,10 +63,11 @@ struct dbk_nvmf_transport_opts {
 	uint32_t max_aq_depth;			/* 128 */
 	uint32_t num_shared_buffers;		/* 511 */
 	uint32_t buf_cache_size;		/* 32 */
-	bool zcopy;				/* false */
+	bool zcopy;				/* true (SPDK: false): zero-copy reads from bdevs that lend memory */
 	bool c2h_success;			/* true */
 	uint32_t sock_priority;			/* 0 */
 	uint32_t abort_timeout_sec;		/* 1 */
+	char congestion_control[16];		/* "": the system's; else TCP_CONGESTION for every connection */
 };
 
 /* A listen address (also used for qpair local/peer addresses). */

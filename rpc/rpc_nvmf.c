@@ -53,6 +53,7 @@ struct create_transport_params {
 	bool c2h_success;
 	uint32_t sock_priority;
 	uint32_t abort_timeout_sec;
+	char *congestion_control;
 	json_t *ignored[8];
 	bool ignored_bool[5];
 };
@@ -72,6 +73,7 @@ static const struct dbk_json_field create_transport_fields[] = {
 	CTF(c2h_success, DBK_JSON_BOOL),
 	CTF(sock_priority, DBK_JSON_U32),
 	CTF(abort_timeout_sec, DBK_JSON_U32),
+	CTF(congestion_control, DBK_JSON_STRING),	/* daosblk's own */
 	/* accepted for SPDK config compatibility, no effect */
 	{ "dif_insert_or_strip", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[0]), false, NULL, 0, NULL },
 	{ "control_msg_num", DBK_JSON_ANY, offsetof(struct create_transport_params, ignored[1]), false, NULL, 0, NULL },
@@ -142,6 +144,10 @@ static void rpc_nvmf_create_transport(struct dbk_rpc_request *req, const json_t 
 		dbk_rpc_send_error(req, -EINVAL, "max_aq_depth must be between 2 and 4096");
 		goto out;
 	}
+	if (p.congestion_control && strlen(p.congestion_control) >= sizeof(o.congestion_control)) {
+		dbk_rpc_send_error(req, -EINVAL, "congestion_control '%s' is too long", p.congestion_control);
+		goto out;
+	}
 	if (p.max_io_size < 4096 || p.io_unit_size == 0) {
 		dbk_rpc_send_error(req, -EINVAL, "max_io_size must be at least 4096 and io_unit_size non-zero");
 		goto out;
@@ -158,6 +164,8 @@ static void rpc_nvmf_create_transport(struct dbk_rpc_request *req, const json_t 
 	o.c2h_success = p.c2h_success;
 	o.sock_priority = p.sock_priority;
 	o.abort_timeout_sec = p.abort_timeout_sec;
+	if (p.congestion_control)
+		snprintf(o.congestion_control, sizeof(o.congestion_control), "%s", p.congestion_control);
 	dbk_nvmf_tgt_create_transport(ops->name, &o, done_bool, req);
 out:
 	dbk_json_free_object(create_transport_fields, DBK_COUNTOF(create_transport_fields), &p);

@@ -1802,6 +1802,9 @@ static void listener_cb(void *ctx, uint32_t events)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (l->tt->base.opts.sock_priority)
 			setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &l->tt->base.opts.sock_priority, sizeof(int));
+		const char *cc = l->tt->base.opts.congestion_control;
+		if (cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)
+			DBK_WARNLOG("nvmf_tcp: TCP_CONGESTION %s: %s (the system's default stays)", cc, strerror(errno));
 		struct tcp_conn *c = calloc(1, sizeof(*c));
 		if (c == NULL) {
 			close(fd);
@@ -1963,6 +1966,19 @@ static struct dbk_nvmf_transport *tcp_create(const struct dbk_nvmf_transport_opt
 	if (per_req > DBK_NVMF_MAX_IOVS)
 		BAD("max_io_size %u / io_unit_size %u needs more than %d buffers", o.max_io_size, o.io_unit_size,
 		    DBK_NVMF_MAX_IOVS);
+	if (o.congestion_control[0]) {
+		/* Refuse a name the kernel does not offer now rather than warn on every connection. */
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), e = 0;
+		if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, o.congestion_control,
+					  (socklen_t)strlen(o.congestion_control)) != 0)
+			e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (e)
+			BAD("congestion_control '%s' is not available: %s (see "
+			    "/proc/sys/net/ipv4/tcp_available_congestion_control)",
+			    o.congestion_control, strerror(e));
+	}
 #undef BAD
 	struct tcp_transport *tt = calloc(1, sizeof(*tt));
 	if (tt == NULL) {
@@ -2017,6 +2033,8 @@ static void tcp_dump_opts_json(struct dbk_nvmf_transport *transport, json_t *obj
 	json_object_set_new(obj, "c2h_success", json_boolean(o->c2h_success));
 	json_object_set_new(obj, "sock_priority", json_integer(o->sock_priority));
 	json_object_set_new(obj, "abort_timeout_sec", json_integer(o->abort_timeout_sec));
+	if (o->congestion_control[0])
+		json_object_set_new(obj, "congestion_control", json_string(o->congestion_control));
 }
 
 const struct dbk_nvmf_transport_ops dbk_nvmf_tcp_transport_ops = {

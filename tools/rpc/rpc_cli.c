@@ -152,10 +152,13 @@ static const struct dbk_cli_arg a_create_transport[] = {
 	OPT("-a", "--max-aq-depth", "max_aq_depth", DBK_CLI_INT, "N", "max admin queue depth"),
 	OPT("-n", "--num-shared-buffers", "num_shared_buffers", DBK_CLI_INT, "N", "number of shared buffers"),
 	OPT("-b", "--buf-cache-size", "buf_cache_size", DBK_CLI_INT, "N", "per-poll-group buffer cache size"),
-	FLAG("-z", "--zcopy", "zcopy", DBK_CLI_TRUE, "use zero-copy sends"),
+	FLAG("-z", "--zcopy", "zcopy", DBK_CLI_TRUE, "zero-copy reads from bdevs that lend memory (default)"),
+	FLAG(NULL, "--no-zcopy", "zcopy", DBK_CLI_FALSE, "copy read data into transport buffers"),
 	FLAG("-o", "--c2h-success", "c2h_success", DBK_CLI_FALSE, "disable the C2H success optimization"),
 	OPT("-y", "--sock-priority", "sock_priority", DBK_CLI_INT, "N", "socket priority"),
 	OPT("-l", "--abort-timeout-sec", "abort_timeout_sec", DBK_CLI_INT, "N", "abort timeout in seconds"),
+	OPT(NULL, "--congestion-control", "congestion_control", DBK_CLI_STR, "NAME",
+	    "TCP congestion control of the target's connections (e.g. cubic; default: the system's)"),
 	END,
 };
 static const struct dbk_cli_arg a_get_transports[] = {
