@@ -461,6 +461,8 @@ struct io_req {
 	int sct, sc, err;
 	sem_t done;
 	bool no_wait;
+	bool lend;			/* READ through dbk_bdev_read_lend_blocks; the io is kept in lent_io */
+	struct dbk_bdev_io *lent_io;
 };
 
 static void io_cb(struct dbk_bdev_io *io, bool success, void *arg)
@@ -475,6 +477,21 @@ static void io_cb(struct dbk_bdev_io *io, bool success, void *arg)
 	sem_post(&q->done);
 }
 
+static void lend_cb(struct dbk_bdev_io *io, bool success, void *arg)
+{
+	struct io_req *q = arg;
+
+	q->success = success;
+	q->lent_io = io;	/* kept: the lent memory is valid until it is freed */
+	atomic_store(&q->completed, true);
+	sem_post(&q->done);
+}
+
+static void free_io_msg(void *ctx)
+{
+	dbk_bdev_free_io(ctx);
+}
+
 static int submit_req(struct io_req *q)
 {
 	struct dbk_bdev_desc *desc = q->o->desc;
@@ -482,6 +499,8 @@ static int submit_req(struct io_req *q)
 
 	switch (q->type) {
 	case DBK_BDEV_IO_TYPE_READ:
+		if (q->lend)
+			return dbk_bdev_read_lend_blocks(desc, ch, q->iov, q->off, q->num, lend_cb, q);
 		return dbk_bdev_readv_blocks(desc, ch, q->iov, q->iovcnt, q->off, q->num, io_cb, q);
 	case DBK_BDEV_IO_TYPE_WRITE:
 		return dbk_bdev_writev_blocks(desc, ch, q->iov, q->iovcnt, q->off, q->num, io_cb, q);
@@ -871,6 +890,84 @@ static void test_malloc_rw_iovecs(void **state)
 	assert_int_equal(delete_bdev(0, "R0"), 0);
 	free(src);
 	free(dst);
+}
+
+/* Zero-copy reads: malloc lends its memory (valid until the io is freed); null does not lend. */
+static void test_read_lend(void **state)
+{
+	uint8_t *src = xalloc(8 * 4096);
+	struct iovec wiov = {src, 8 * 4096};
+	struct iovec liov = {(void *)0x1, 8 * 4096};	/* the base is ignored: set by the bdev */
+	struct io_req q;
+	struct opened *o;
+	struct dbk_bdev *b, *z;
+
+	(void)state;
+	assert_int_equal(create_ram(0, "L0", 256, 4096, NULL, &b), 0);
+	assert_int_equal(create_ram(1, "L1", 256, 4096, NULL, &z), 0);
+	assert_true(dbk_bdev_can_lend_read(b));
+	assert_false(dbk_bdev_can_lend_read(z));
+	o = open_bdev("L0");
+	get_channel(o, 1);
+	fill_pattern(src, 8 * 4096, 9);
+	assert_int_equal(do_io(&q, o, 1, DBK_BDEV_IO_TYPE_WRITE, &wiov, 1, 100, 8), 0);
+	assert_true(q.success);
+
+	memset(&q, 0, sizeof(q));
+	sem_init(&q.done, 0, 0);
+	q.o = o;
+	q.r = 1;
+	q.type = DBK_BDEV_IO_TYPE_READ;
+	q.iov = &liov;
+	q.iovcnt = 1;
+	q.off = 100;
+	q.num = 8;
+	q.lend = true;
+	run_on(1, submit_msg, &q);
+	assert_int_equal(q.submit_rc, 0);
+	io_wait(&q);
+	assert_true(q.success);
+	assert_non_null(q.lent_io);
+	assert_true(liov.iov_base != (void *)0x1 && liov.iov_base != src);
+	assert_memory_equal(liov.iov_base, src, 8 * 4096);
+	/* The memory is the bdev's: a later write to those blocks shows through. */
+	memset(src, 0xA5, 4096);
+	wiov.iov_len = 4096;
+	struct io_req w;
+	assert_int_equal(do_io(&w, o, 1, DBK_BDEV_IO_TYPE_WRITE, &wiov, 1, 100, 1), 0);
+	assert_true(w.success);
+	assert_memory_equal(liov.iov_base, src, 4096);
+	run_on(1, free_io_msg, q.lent_io);
+
+	/* Wrong length: -EINVAL; past the end: -EINVAL; a bdev that does not lend: -ENOTSUP. */
+	struct io_req e;
+	liov.iov_len = 4096;
+	memset(&e, 0, sizeof(e));
+	e.o = o;
+	e.r = 1;
+	e.type = DBK_BDEV_IO_TYPE_READ;
+	e.iov = &liov;
+	e.iovcnt = 1;
+	e.off = 100;
+	e.num = 8;
+	e.lend = true;
+	run_on(1, submit_msg, &e);
+	assert_int_equal(e.submit_rc, -EINVAL);
+	liov.iov_len = 8 * 4096;
+	e.off = 250;
+	run_on(1, submit_msg, &e);
+	assert_int_equal(e.submit_rc, -EINVAL);
+	close_bdev(o);
+	o = open_bdev("L1");
+	get_channel(o, 1);
+	e.o = o;
+	e.off = 0;
+	run_on(1, submit_msg, &e);
+	assert_int_equal(e.submit_rc, -ENOTSUP);
+	close_bdev(o);
+	assert_int_equal(delete_bdev(0, "L0"), 0);
+	assert_int_equal(delete_bdev(1, "L1"), 0);
+	free(src);
 }
 
 static void test_null(void **state)
@@ -1913,6 +2010,7 @@ int main(void)
 		cmocka_unit_test(test_open_claim_remove),
 		cmocka_unit_test(test_malloc_rw_iovecs),
 		cmocka_unit_test(test_null),
+		cmocka_unit_test(test_read_lend),
 		cmocka_unit_test(test_split),
 		cmocka_unit_test(test_split_pool_exhaustion),
 		cmocka_unit_test(test_write_zeroes_emulation),
