@@ -21,8 +21,8 @@
 #   TGT_MASK       target core mask (0x1); PERF_MASK perf core mask (0x2); BUSY_POLL=1 adds --busy-poll
 #   RUNTIME        seconds per run (15); REPEAT runs per workload (3); WORKLOADS (space-separated names below)
 #   DIGESTS=1      run daosblk-perf with -H -D (header and data digests)
-#   PREFILL        1: write the whole bdev once before the workloads (default 1 for uring/daos, 0 for malloc),
-#                  so reads hit written blocks rather than holes
+#   PREFILL        1 (default): write the whole bdev once before the workloads, so reads hit written blocks
+#                  (malloc: real pages, not the kernel's zero page; uring/daos: data, not holes); 0 skips it
 #   CEILING        1: before the workloads (and before the target starts), measure plain loopback TCP with
 #                  bench/daosblk-tcp-ceiling, RUNTIME s, REPEAT times, both directions: "read" = target core
 #                  -> perf core, "write" = perf core -> target core (first core of TGT_MASK / PERF_MASK); the
@@ -33,6 +33,7 @@
 #   CEILING_SIZE   bytes per send() and recv() buffer for the ceiling (131072)
 #   RESULTS_DIR    keep every run's JSON there (default: a temporary directory, path printed at the end)
 #   TGT_ARGS / PERF_ARGS   extra arguments
+#   TRANSPORT_ARGS extra nvmf_create_transport arguments, e.g. "--congestion-control cubic" or "--no-zcopy"
 set -euo pipefail
 
 for arg in "$@"; do
@@ -165,7 +166,8 @@ for _ in $(seq 100); do
 done
 [[ -S $SOCK ]] || die "daosblk-tgt RPC socket $SOCK did not appear"
 
-rpc nvmf_create_transport -t TCP
+# shellcheck disable=SC2086
+rpc nvmf_create_transport -t TCP ${TRANSPORT_ARGS:-}
 case $BDEV in
 malloc)
 	rpc bdev_malloc_create "$SIZE_MB" "$BLOCK_SIZE" -b Bench0
@@ -229,7 +231,7 @@ with open(path, "w") as f:
 EOF
 }
 
-if [[ ${PREFILL:-$([[ $BDEV == malloc ]] && echo 0 || echo 1)} == 1 ]]; then
+if [[ ${PREFILL:-1} == 1 ]]; then
 	log "prefilling the bdev (one sequential 128 KiB write pass)"
 	"$PERF" -r "$trid" -w write -o 131072 -q 16 -t 1 --prefill -c "$PERF_MASK" --json --no-progress \
 		>"$RESULTS_DIR/prefill.json" 2>"$RESULTS_DIR/prefill.err" || die "prefill failed: $(tail -3 "$RESULTS_DIR/prefill.err")"
@@ -270,7 +272,7 @@ EOF
 echo
 echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build ${build_type:-RelWithDebInfo (default)}${sanitize:+ (sanitize=$sanitize)};"
 echo "machine: ${cpu_model:-unknown CPU}, $(nproc) online cores, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); kernel $(uname -r);"
-echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks;"
+echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks; nvmf_create_transport -t TCP${TRANSPORT_ARGS:+ $TRANSPORT_ARGS} (TCP congestion control: $(echo "${TRANSPORT_ARGS:-}" | sed -n 's/.*--congestion-control[ =]\([^ ]*\).*/\1/p' | grep . || echo "system default, $(cat /proc/sys/net/ipv4/tcp_congestion_control)"));"
 echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column;"
 echo "load average before the runs: $LOAD_START (other work on these cores skews the numbers; bench on an idle machine);"
 echo "target CPU % = utime+stime delta of the daosblk-tgt process over each daosblk-perf run (100 = one core)."
