@@ -51,6 +51,7 @@
 #define TCP_SPLICE_MIN 16384u			/* lent C2H payloads this large go out by vmsplice+splice */
 #define TCP_PIPE_SIZE (1024u * 1024u)
 #define TCP_LEND_STALL_US 100000u		/* a connection whose sends stall this long stops holding lent memory */
+#define TCP_ICREQ_TIMEOUT_MS 10000u		/* a connection that sends no ICReq this long is closed */
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -69,6 +70,7 @@ struct tcp_transport {
 	uint32_t num_reqs;		/* request objects per connection */
 	uint32_t bufs_per_group;
 	uint32_t max_bufs_per_req;
+	uint64_t icreq_timeout_ns;
 };
 
 struct tcp_listener {
@@ -144,6 +146,7 @@ struct tcp_stats {
 	uint64_t tx_zcopy_bytes;	/* C2H payload sent from lent bdev memory without a copy (spliced) */
 	uint64_t tx_lent_pdus;		/* C2HData PDUs sent from lent bdev memory (spliced or not) */
 	uint64_t lent_bounced;		/* lent payloads copied out because their connection stalled */
+	uint64_t icreq_timeouts;	/* connections closed for sending no ICReq in time */
 };
 
 struct tcp_conn {
@@ -165,6 +168,7 @@ struct tcp_conn {
 	uint32_t pipe_len;		/* bytes of the head PDU's data in the pipe, not yet in the socket */
 	uint64_t tx_progress;		/* bumped by every send that moved bytes */
 	uint64_t tx_progress_seen;	/* ... as the stall watchdog saw it last time */
+	uint64_t added_ns;		/* when the poll group took it (ICReq deadline) */
 	uint8_t hpda;
 	uint32_t maxr2t;
 	uint32_t c2h_pdo;
@@ -1472,11 +1476,25 @@ static void conn_bounce_lent(struct tcp_conn *c)
 	}
 }
 
-static int lend_watchdog(void *ctx)
+/* Every 100 ms: stalled lent payloads (above), and connections that never sent their ICReq. */
+static int group_watchdog(void *ctx)
 {
 	struct dbk_nvmf_transport_poll_group *pg = ctx;
+	uint64_t now = dbk_thread_now_ns();
 	int busy = 0;
-	for (struct tcp_conn *c = pg->conns; c; c = c->grp_next) {
+	for (struct tcp_conn *c = pg->conns, *next; c; c = next) {
+		next = c->grp_next;
+		if (!c->ic_done && !c->closing && now - c->added_ns > pg->tt->icreq_timeout_ns) {
+			DBK_NOTICELOG("nvmf_tcp: no ICReq within %llu ms of connecting; closing the connection",
+				      (unsigned long long)(pg->tt->icreq_timeout_ns / 1000000u));
+			pg->st.icreq_timeouts++;
+			conn_enter(c);
+			conn_close(c);
+			conn_update_events(c);
+			conn_leave(c);	/* may free c */
+			busy = 1;
+			continue;
+		}
 		if (c->sq_head && c->tx_progress == c->tx_progress_seen) {
 			for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
 				if (p->kind == PDU_C2H && p->req && p->req->req.lent) {
@@ -1550,7 +1568,7 @@ static struct dbk_nvmf_transport_poll_group *tcp_poll_group_create(struct dbk_nv
 		pg->free_bufs[i] = pg->pool_mem + (size_t)(pg->nbufs - 1 - i) * tt->base.opts.io_unit_size;
 	pg->nfree = pg->nbufs;
 	pg->poller = dbk_poller_register(group_poll, pg, 0, "nvmf_tcp_group");
-	pg->lend_poller = dbk_poller_register(lend_watchdog, pg, TCP_LEND_STALL_US, "nvmf_tcp_lend_watchdog");
+	pg->lend_poller = dbk_poller_register(group_watchdog, pg, TCP_LEND_STALL_US, "nvmf_tcp_watchdog");
 	if (pg->poller == NULL || pg->lend_poller == NULL) {
 		dbk_poller_unregister(&pg->poller);
 		dbk_poller_unregister(&pg->lend_poller);
@@ -1616,6 +1634,7 @@ static int tcp_poll_group_add(struct dbk_nvmf_transport_poll_group *pg, struct d
 	if (c->fdh == NULL)
 		return -ENOMEM;
 	c->added = true;
+	c->added_ns = dbk_thread_now_ns();
 	c->grp_next = pg->conns;
 	if (pg->conns)
 		pg->conns->grp_prev = c;
@@ -1643,6 +1662,7 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "bytes_sent_zcopy", json_integer((json_int_t)pg->st.tx_zcopy_bytes));
 	json_object_set_new(obj, "c2h_pdus_lent", json_integer((json_int_t)pg->st.tx_lent_pdus));
 	json_object_set_new(obj, "lent_payloads_bounced", json_integer((json_int_t)pg->st.lent_bounced));
+	json_object_set_new(obj, "icreq_timeouts", json_integer((json_int_t)pg->st.icreq_timeouts));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));
 	json_object_set_new(obj, "header_digest_errors", json_integer((json_int_t)pg->st.hdgst_errors));
 	json_object_set_new(obj, "data_digest_errors", json_integer((json_int_t)pg->st.ddgst_errors));
@@ -1991,6 +2011,18 @@ static struct dbk_nvmf_transport *tcp_create(const struct dbk_nvmf_transport_opt
 	tt->base.ops = &dbk_nvmf_tcp_transport_ops;
 	tt->base.opts = o;
 	tt->maxh2cdata = TCP_MAXH2CDATA;
+	/* DBK_TCP_ICREQ_TIMEOUT_MS (tests): how long a new connection may stay silent before its ICReq. */
+	uint64_t icreq_ms = TCP_ICREQ_TIMEOUT_MS;
+	const char *ev = getenv("DBK_TCP_ICREQ_TIMEOUT_MS");
+	if (ev && *ev) {
+		char *end = NULL;
+		unsigned long long v = strtoull(ev, &end, 10);
+		if (end && *end == '\0' && v >= 1 && v <= 3600000)
+			icreq_ms = v;
+		else
+			DBK_ERRLOG("DBK_TCP_ICREQ_TIMEOUT_MS='%s' ignored (1..3600000 expected)", ev);
+	}
+	tt->icreq_timeout_ns = icreq_ms * 1000000ull;
 	tt->icd_buf_size = (MAX(o.in_capsule_data_size, TCP_ADMIN_ICD_SIZE) + 63u) & ~63u;
 	tt->num_reqs = MAX((uint32_t)o.max_queue_depth, o.max_aq_depth);
 	tt->max_bufs_per_req = per_req;

@@ -4,8 +4,10 @@ congestion_control (TCP_CONGESTION on every connection; an unknown name fails th
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -98,6 +100,26 @@ class TransportOpts(unittest.TestCase):
         nvmf = [s for s in cfg["subsystems"] if s["subsystem"] == "nvmf"][0]
         ct = [c for c in nvmf["config"] if c["method"] == "nvmf_create_transport"][0]
         self.assertEqual(ct["params"]["congestion_control"], cc)
+
+
+    def test_icreq_timeout(self):
+        """A connection that never sends its ICReq is closed (here after 500 ms instead of 10 s)."""
+        os.environ["DBK_TCP_ICREQ_TIMEOUT_MS"] = "500"
+        try:
+            self.start()
+        finally:
+            del os.environ["DBK_TCP_ICREQ_TIMEOUT_MS"]
+        t0 = time.time()
+        silent = socket.create_connection(("127.0.0.1", self.port))
+        silent.settimeout(5)
+        self.assertEqual(silent.recv(1), b"", "the silent connection was not closed")
+        took = time.time() - t0
+        self.assertGreater(took, 0.4)
+        self.assertLess(took, 3.0)
+        silent.close()
+        self.assertEqual(tcp_stat(self.tgt, "icreq_timeouts"), 1)
+        pattern, back = read_back(self.port)
+        self.assertEqual(back, pattern)
 
 
 if __name__ == "__main__":
