@@ -1822,6 +1822,7 @@ static void listener_cb(void *ctx, uint32_t events)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (l->tt->base.opts.sock_priority)
 			setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &l->tt->base.opts.sock_priority, sizeof(int));
+		/* Normally inherited from the listener already (then a no-op). */
 		const char *cc = l->tt->base.opts.congestion_control;
 		if (cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)
 			DBK_WARNLOG("nvmf_tcp: TCP_CONGESTION %s: %s (the system's default stays)", cc, strerror(errno));
@@ -1878,6 +1879,11 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* On the listening socket, so accepted connections start with it: a connection that began under the
+	 * system default (e.g. bbr) keeps that default's pacing even after switching, at a high CPU cost. */
+	const char *cc = tt->base.opts.congestion_control;
+	if (cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)
+		DBK_WARNLOG("nvmf_tcp: TCP_CONGESTION %s on the listener: %s", cc, strerror(errno));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 512) != 0) {
 		int rc = -errno;
 		freeaddrinfo(res);

@@ -96,6 +96,11 @@ class TransportOpts(unittest.TestCase):
         h.close()
         self.assertIn(" %s " % cc, " " + out.replace("\n", " ") + " ", out)
         self.assertNotIn(" %s " % system, " " + out.replace("\n", " ") + " ", out)
+        # and on the listening socket itself, so connections never start under the system default (whose
+        # pacing, e.g. bbr's, would stay on after a later switch)
+        lout = subprocess.run(["ss", "-tlni", "( sport = :%d )" % self.port],
+                              capture_output=True, text=True, check=True).stdout
+        self.assertIn(" %s " % cc, " " + lout.replace("\n", " ") + " ", lout)
         cfg = self.tgt.rpc("save_config")
         nvmf = [s for s in cfg["subsystems"] if s["subsystem"] == "nvmf"][0]
         ct = [c for c in nvmf["config"] if c["method"] == "nvmf_create_transport"][0]
