@@ -490,6 +490,7 @@ static atomic_int g_go;
 static volatile sig_atomic_t g_interrupted;
 static uint64_t g_keep_alives;
 static uint64_t g_data_success;
+static uint64_t g_c2h_staged, g_c2h_direct;	/* C2HData payload bytes copied from the staging buffer / received in place */
 static double g_elapsed_s;	/* measured run phase (shorter than -t when interrupted) */
 
 static void on_sigint(int sig)
@@ -988,6 +989,8 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		       ios, reads, writes, iops, (double)reads / t, (double)writes / t, mibs);
 		printf("\"latency_us\":{\"avg\":%.2f,\"min\":%.2f,\"max\":%.2f,\"p50\":%.2f,\"p99\":%.2f,\"p99_9\":%.2f},",
 		       avg, mn, mx, p50, p99, p999);
+		/* Whole run (prefill and verify read-back included), I/O queues only. */
+		printf("\"c2h_staged_bytes\":%" PRIu64 ",\"c2h_direct_bytes\":%" PRIu64 ",", g_c2h_staged, g_c2h_direct);
 		json_lat("read_latency_us", &g_tot_rd);
 		json_lat("write_latency_us", &g_tot_wr);
 		printf("\"errors\":%" PRIu64 ",\"verify\":{\"enabled\":%s,\"seed\":%" PRIu64
@@ -1271,6 +1274,8 @@ int main(int argc, char **argv)
 				host_status_str(w->first_err_status, sb, sizeof(sb)));
 		}
 		g_data_success += w->qp.data_success;
+		g_c2h_staged += w->qp.c2h_staged;
+		g_c2h_direct += w->qp.c2h_direct;
 		host_qp_close(&w->qp);
 		free(w->bufs);
 		free(w->ctx);

@@ -17,7 +17,6 @@
 
 #include "util/crc32c.h"
 
-#define RBUF_SIZE (256 * 1024)
 #define TX_BATCH 64
 
 uint64_t host_now_ns(void)
@@ -234,7 +233,7 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 	qp->free_stack = calloc(nreqs, sizeof(*qp->free_stack));
 	qp->txcap = (size_t)nreqs * (3 + 3 * qp->nh2c) + 16;
 	qp->txr = calloc(qp->txcap, sizeof(*qp->txr));
-	qp->rcap = RBUF_SIZE;
+	qp->rcap = HOST_RX_BUF_SIZE;
 	qp->rbuf = malloc(qp->rcap);
 	if (!qp->reqs || !qp->free_stack || !qp->txr || !qp->rbuf) {
 		fail(qp, "out of memory");
@@ -365,6 +364,8 @@ int host_submit(struct host_qpair *qp, struct host_req *r, const struct nvme_cmd
 	r->c2h_done = 0;
 	r->h2c_done = 0;
 	r->h2c_next = 0;
+	r->big_c2h = !r->h2c && len >= HOST_RX_DIRECT_MIN;
+	qp->big_c2h += r->big_c2h;
 	r->cb = cb;
 	r->cb_arg = arg;
 	memset(&r->cpl, 0, sizeof(r->cpl));
@@ -413,8 +414,18 @@ int host_submit(struct host_qpair *qp, struct host_req *r, const struct nvme_cmd
 
 /* --------------------------------------------------------------------- rx */
 
+/* The read's payload is complete (or will never come): it no longer holds staging reads short. */
+static void big_c2h_done(struct host_qpair *qp, struct host_req *r)
+{
+	if (r->big_c2h) {
+		r->big_c2h = false;
+		qp->big_c2h--;
+	}
+}
+
 static void complete(struct host_qpair *qp, struct host_req *r)
 {
+	big_c2h_done(qp, r);
 	r->active = false;
 	qp->free_stack[qp->nfree++] = r->cid;
 	qp->completions++;
@@ -481,6 +492,9 @@ static int finish_c2h(struct host_qpair *qp)
 	struct host_req *r = qp->rx_req;
 	qp->rx_state = RX_CH;
 	qp->rx_req = NULL;
+	/* c2h_done counts this PDU since its header: equal to len once its last byte (and digest) is in. */
+	if (r->c2h_done == r->len)
+		big_c2h_done(qp, r);
 	if (qp->rx_flags & NVME_TCP_F_DATA_SUCCESS) {
 		if (!(qp->rx_flags & NVME_TCP_F_DATA_LAST))
 			return fail(qp, "C2HData with DATA_SUCCESS but without DATA_LAST");
@@ -606,8 +620,12 @@ static int parse_header(struct host_qpair *qp)
 
 static void rx_data_bytes(struct host_qpair *qp, const uint8_t *src, uint32_t n, bool copy)
 {
-	if (copy)
+	if (copy) {
 		memcpy(qp->rx_dst, src, n);
+		qp->c2h_staged += n;
+	} else {
+		qp->c2h_direct += n;
+	}
 	if (qp->ddgst)
 		qp->rx_crc = dbk_crc32c_update(qp->rx_crc, qp->rx_dst, n);
 	qp->rx_dst += n;
@@ -676,6 +694,40 @@ static int parse(struct host_qpair *qp)
 	}
 }
 
+/* Bytes of HOST_RX_LOOKAHEAD_HDRS PDU headers: every PDU a host receives (CapsuleResp, C2HData, R2T,
+ * C2HTermReq) starts with a 24-byte header, plus the header digest when negotiated. */
+static size_t rx_lookahead(const struct host_qpair *qp)
+{
+	return HOST_RX_LOOKAHEAD_HDRS * (sizeof(struct nvme_tcp_data_hdr) + (qp->hdgst ? NVME_TCP_DIGEST_LEN : 0));
+}
+
+/* How many bytes to receive into the staging buffer (at rtail) now. parse() has consumed everything it can,
+ * so the staging buffer holds at most an incomplete header, pad or data digest. */
+static size_t rx_stage_len(const struct host_qpair *qp)
+{
+	size_t room = qp->rcap - qp->rtail;
+	if (!qp->big_c2h)
+		return room;
+	size_t have = qp->rtail - qp->rhead, want;
+	switch (qp->rx_state) {
+	case RX_CH:
+		/* A complete header still waiting is a C2HTermReq wanting its data: the connection ends there. */
+		want = have < rx_lookahead(qp) ? rx_lookahead(qp) - have : room;
+		break;
+	case RX_PAD:
+		want = qp->rx_pad;	/* then the payload goes in place */
+		break;
+	case RX_DDGST:
+		want = (size_t)(NVME_TCP_DIGEST_LEN - qp->rx_ddgst_have) + rx_lookahead(qp);
+		break;
+	case RX_DATA:
+	default:
+		want = qp->rx_left;	/* not reached: rx() reads the payload in place */
+		break;
+	}
+	return want < room ? want : room;
+}
+
 static int rx(struct host_qpair *qp)
 {
 	if (qp->rhead == qp->rtail) {
@@ -686,10 +738,15 @@ static int rx(struct host_qpair *qp)
 		qp->rhead = 0;
 	}
 	ssize_t n;
-	if (qp->rx_state == RX_DATA && qp->rhead == qp->rtail && qp->rx_left >= 2048) {
-		/* Straight into the I/O buffer, the rest (next PDUs) into the staging buffer. */
+	if (qp->rx_state == RX_DATA && qp->rhead == qp->rtail && (qp->rx_left >= HOST_RX_DIRECT_ANY || qp->big_c2h)) {
+		/* The payload straight into the I/O buffer, what follows (data digest, next PDUs) into the staging
+		 * buffer: everything that is there, or only the digest and the next headers while a large read waits
+		 * for its payload. */
+		size_t tail = qp->rcap;
+		if (qp->big_c2h)
+			tail = (qp->ddgst ? NVME_TCP_DIGEST_LEN : 0) + rx_lookahead(qp);
 		struct iovec iov[2] = {{.iov_base = qp->rx_dst, .iov_len = qp->rx_left},
-				       {.iov_base = qp->rbuf, .iov_len = qp->rcap}};
+				       {.iov_base = qp->rbuf, .iov_len = tail}};
 		n = readv(qp->fd, iov, 2);
 		if (n > 0) {
 			uint32_t direct = (size_t)n < qp->rx_left ? (uint32_t)n : qp->rx_left;
@@ -701,7 +758,7 @@ static int rx(struct host_qpair *qp)
 			return 1;
 		}
 	} else {
-		n = recv(qp->fd, qp->rbuf + qp->rtail, qp->rcap - qp->rtail, MSG_DONTWAIT);
+		n = recv(qp->fd, qp->rbuf + qp->rtail, rx_stage_len(qp), MSG_DONTWAIT);
 		if (n > 0) {
 			qp->rtail += (size_t)n;
 			return 1;

@@ -12,6 +12,17 @@
 
 #include "nvmf/tcp/nvme_tcp.h"
 
+/* Receive path. C2HData payloads land straight in the I/O buffer (readv) when the staging buffer holds none of
+ * them. While a read of at least HOST_RX_DIRECT_MIN bytes still waits for payload, reads into the staging buffer
+ * stop after HOST_RX_LOOKAHEAD_HDRS PDU headers (and what the current state needs), so of a large payload only
+ * the bytes that follow its header within that window are staged and copied; otherwise (small reads only) the
+ * staging buffer takes whatever is there, and payloads of fewer than HOST_RX_DIRECT_ANY bytes are copied:
+ * cheaper than an extra system call. */
+#define HOST_RX_BUF_SIZE (256 * 1024)
+#define HOST_RX_DIRECT_MIN (16 * 1024)
+#define HOST_RX_DIRECT_ANY 2048
+#define HOST_RX_LOOKAHEAD_HDRS 2
+
 struct host_qpair;
 struct host_req;
 typedef void (*host_cb)(struct host_qpair *qp, struct host_req *r, void *arg);
@@ -27,6 +38,7 @@ struct host_req {
 	bool active;
 	bool h2c;		/* data flows host -> controller */
 	bool in_capsule;
+	bool big_c2h;		/* counted in qp->big_c2h: a read of >= HOST_RX_DIRECT_MIN bytes, payload incomplete */
 	void *buf;
 	uint32_t len;
 	uint32_t c2h_done;	/* bytes received in C2HData PDUs */
@@ -57,6 +69,7 @@ struct host_qpair {
 	uint16_t *free_stack;
 	uint16_t nfree;
 	unsigned nh2c;
+	unsigned big_c2h;	/* outstanding large reads with payload still to come: keep staging reads short */
 
 	struct iovec *txr;	/* ring of pending iovecs */
 	size_t txcap, txhead, txtail, txoff;
@@ -71,6 +84,8 @@ struct host_qpair {
 
 	uint64_t completions;
 	uint64_t data_success;	/* reads completed by C2HData DATA_SUCCESS (no CapsuleResp) */
+	uint64_t c2h_staged;	/* C2HData payload bytes received into the staging buffer, then copied */
+	uint64_t c2h_direct;	/* C2HData payload bytes received straight into the I/O buffer */
 	bool failed;
 	char err[512];
 };

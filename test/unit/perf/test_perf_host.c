@@ -1,9 +1,11 @@
 /*
  * daosblk-perf host queue pair against a scripted NVMe/TCP peer on loopback: the protocol corners a
  * well-behaved target never shows (padding, split transfers, DATA_SUCCESS, bad digests, TermReq, invalid ICResp,
- * silence) and checks of what the host puts on the wire (digests, SGLs, H2CData split by MAXH2CDATA).
+ * silence) and checks of what the host puts on the wire (digests, SGLs, H2CData split by MAXH2CDATA); the receive
+ * path (payloads in place vs staged) against streams of mixed PDUs cut at awkward places.
  */
 #include <setjmp.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -36,6 +39,7 @@ struct peer {
 	char why[256];
 	uint8_t data[65536];
 	uint32_t got_len;
+	void *ctx;	/* the script's own state */
 };
 
 static void peer_fail(struct peer *p, const char *m)
@@ -551,6 +555,402 @@ static void test_connect_refused(void **state)
 	close(fd);
 }
 
+/* ------------------------------------------------------ in-place C2HData receive
+ *
+ * The host has a mix of commands in flight: reads of 512 B .. 2 MiB (some at and around HOST_RX_DIRECT_MIN), an
+ * in-capsule write, a write on R2T and a large read that fails without data. The peer answers with one byte
+ * stream -- R2T, C2HData PDUs of the reads interleaved (split at the case's PDU size, optionally padded, with
+ * DATA_SUCCESS and no CapsuleResp for some), CapsuleResps -- and sends it whole, cut around every PDU boundary
+ * (inside headers, digests, right after headers) or in random pieces, with short pauses so the host sees the
+ * partial states. Every read must arrive intact, and of the large reads' payloads only a lookahead's worth per
+ * PDU may go through the staging buffer. */
+
+enum { SPLIT_WHOLE, SPLIT_EDGES, SPLIT_RANDOM };
+
+struct xcmd {
+	uint32_t len;
+	bool write;
+	bool fail;	/* the peer ends it with an error status and no data */
+};
+
+static const struct xcmd g_xcmds[] = {
+	{131072, false, false}, {4096, true, false},  {512, false, false},   {2097152, false, false},
+	{16896, false, false},	{65536, true, false}, {4096, false, false},  {HOST_RX_DIRECT_MIN, false, false},
+	{HOST_RX_DIRECT_MIN - 1, false, false},	      {65536, false, true},
+};
+#define NX (sizeof(g_xcmds) / sizeof(g_xcmds[0]))
+
+struct xcase {
+	uint8_t pad;
+	bool success;	/* DATA_SUCCESS (no CapsuleResp) on every other read */
+	uint32_t pdu;	/* max C2HData payload, 0: one PDU per read */
+	int split;
+	uint64_t seed;
+	/* filled by the peer */
+	uint8_t wdata[4096];
+	uint32_t big_pdus;	/* C2HData PDUs of reads >= HOST_RX_DIRECT_MIN */
+};
+
+struct obuf {
+	uint8_t *b;
+	size_t len, cap;
+	size_t *pdu;	/* offsets where PDUs start */
+	size_t npdu, pducap;
+};
+
+static void ob_put(struct obuf *o, const void *p, size_t n)
+{
+	if (o->len + n > o->cap) {
+		o->cap = (o->len + n) * 2;
+		o->b = realloc(o->b, o->cap);
+		assert_non_null(o->b);
+	}
+	memcpy(o->b + o->len, p, n);
+	o->len += n;
+}
+
+static void ob_pdu(struct obuf *o)
+{
+	if (o->npdu == o->pducap) {
+		o->pducap = o->pducap ? o->pducap * 2 : 64;
+		o->pdu = realloc(o->pdu, o->pducap * sizeof(*o->pdu));
+		assert_non_null(o->pdu);
+	}
+	o->pdu[o->npdu++] = o->len;
+}
+
+static void ob_hdr(struct peer *p, struct obuf *o, const void *h, size_t len)
+{
+	ob_pdu(o);
+	ob_put(o, h, len);
+	if (p->hd) {
+		uint32_t d = dbk_crc32c(h, len);
+		ob_put(o, &d, 4);
+	}
+}
+
+static void ob_resp(struct peer *p, struct obuf *o, uint16_t cid, uint16_t status)
+{
+	struct nvme_tcp_rsp r;
+	memset(&r, 0, sizeof(r));
+	r.common.pdu_type = NVME_TCP_PDU_CAPSULE_RESP;
+	r.common.flags = p->hd ? NVME_TCP_F_HDGST : 0;
+	r.common.hlen = 24;
+	r.common.plen = 24 + (p->hd ? 4 : 0);
+	r.rccqe.cid = cid;
+	r.rccqe.status = (uint16_t)(status << 1);
+	ob_hdr(p, o, &r, sizeof(r));
+}
+
+static void ob_c2h(struct peer *p, struct obuf *o, uint16_t cid, uint32_t off, const uint8_t *data, uint32_t len,
+		   uint8_t pad, uint8_t flags)
+{
+	uint32_t hd = p->hd ? 4 : 0, dd = p->dd ? 4 : 0;
+	struct nvme_tcp_data_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.common.pdu_type = NVME_TCP_PDU_C2H_DATA;
+	h.common.flags = (uint8_t)(flags | (hd ? NVME_TCP_F_HDGST : 0) | (dd ? NVME_TCP_F_DDGST : 0));
+	h.common.hlen = 24;
+	h.common.pdo = (uint8_t)(24 + hd + pad);
+	h.common.plen = 24 + hd + pad + len + dd;
+	h.cccid = cid;
+	h.datao = off;
+	h.datal = len;
+	ob_hdr(p, o, &h, sizeof(h));
+	static const uint8_t junk[255] = {0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee};
+	ob_put(o, junk, pad);
+	ob_put(o, data, len);
+	if (dd) {
+		uint32_t d = dbk_crc32c(data, len);
+		ob_put(o, &d, 4);
+	}
+}
+
+static uint64_t xrand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Send o->b[from, to), pausing now and then so that the host sees what has arrived so far. */
+static void send_piece(int fd, const struct obuf *o, size_t from, size_t to, uint64_t *rs)
+{
+	if (to <= from)
+		return;
+	wr(fd, o->b + from, to - from);
+	if (xrand(rs) % 3 == 0)
+		usleep(20);
+}
+
+static void send_split(struct peer *p, int fd, struct obuf *o, int split, uint64_t seed)
+{
+	uint64_t rs = seed | 1;
+	if (split == SPLIT_WHOLE) {
+		wr(fd, o->b, o->len);
+		return;
+	}
+	if (split == SPLIT_RANDOM) {
+		size_t off = 0;
+		while (off < o->len) {
+			static const size_t lim[] = {8, 100, 5000, 70000};
+			size_t n = 1 + xrand(&rs) % lim[xrand(&rs) % 4];
+			if (n > o->len - off)
+				n = o->len - off;
+			send_piece(fd, o, off, off + n, &rs);
+			off += n;
+		}
+		return;
+	}
+	/* Cuts inside the previous PDU's digest, around and inside each header, right after it. */
+	size_t hdr = 24 + (p->hd ? 4 : 0), ncut = 0;
+	size_t *cut = calloc(o->npdu * 8 + 1, sizeof(*cut));
+	assert_non_null(cut);
+	static const long rel[] = {-3, -1, 1, 7, -1000, 0, 1, 9};	/* -1000: hdr - 1; 0: hdr; 1, 9: hdr + 1, 9 */
+	for (size_t i = 0; i < o->npdu; i++)
+		for (int k = 0; k < 8; k++) {
+			long at = k < 4 ? (long)o->pdu[i] + rel[k] : (long)(o->pdu[i] + hdr) + (k == 4 ? -1 : rel[k]);
+			if (at > 0 && (size_t)at < o->len)
+				cut[ncut++] = (size_t)at;
+		}
+	qsort(cut, ncut, sizeof(*cut), cmp_size);
+	size_t off = 0;
+	for (size_t i = 0; i < ncut; i++) {
+		send_piece(fd, o, off, cut[i], &rs);
+		if (cut[i] > off)
+			off = cut[i];
+	}
+	send_piece(fd, o, off, o->len, &rs);
+	free(cut);
+}
+
+static void xfill(uint8_t *b, uint32_t len, unsigned idx, uint64_t seed)
+{
+	uint64_t s = seed * 31 + idx + 1;
+	for (uint32_t i = 0; i < len; i++) {
+		if (i % 8 == 0)
+			xrand(&s);
+		b[i] = (uint8_t)(s >> (8 * (i % 8)));
+	}
+}
+
+/* Read H2CData PDUs for command cid until len bytes, into p->data. */
+static void read_h2c(struct peer *p, int fd, uint16_t cid, uint16_t ttag, uint32_t len)
+{
+	uint32_t got = 0;
+	while (got < len) {
+		struct nvme_tcp_data_hdr h;
+		if (rd(fd, &h, sizeof(h)))
+			return peer_fail(p, "eof in H2CData");
+		if (h.common.pdu_type != NVME_TCP_PDU_H2C_DATA || h.cccid != cid || h.ttag != ttag || h.datao != got ||
+		    h.datal > len - got || h.datal > sizeof(p->data) - got)
+			return peer_fail(p, "H2CData header fields");
+		uint32_t x;
+		if (p->hd)
+			rd(fd, &x, 4);
+		rd(fd, p->data + got, h.datal);
+		if (p->dd) {
+			rd(fd, &x, 4);
+			if (x != dbk_crc32c(p->data + got, h.datal))
+				peer_fail(p, "H2CData data digest");
+		}
+		got += h.datal;
+	}
+	p->got_len = got;
+}
+
+static void script_mixed(struct peer *p, int fd)
+{
+	struct xcase *xc = p->ctx;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	uint16_t cid[NX];
+	for (unsigned i = 0; i < NX; i++) {
+		struct nvme_cmd cmd;
+		if (read_capsule(p, fd, &cmd))
+			return peer_fail(p, "eof reading capsules");
+		if (cmd.cdw10 >= NX)
+			return peer_fail(p, "unknown command");
+		cid[cmd.cdw10] = cmd.cid;
+		if (cmd.cdw10 == 1)
+			memcpy(xc->wdata, p->data, sizeof(xc->wdata));
+	}
+	struct obuf o = {0};
+	/* R2T for the large write first: its H2CData is read after the stream. */
+	struct nvme_tcp_r2t_hdr r2t;
+	memset(&r2t, 0, sizeof(r2t));
+	r2t.common.pdu_type = NVME_TCP_PDU_R2T;
+	r2t.common.flags = p->hd ? NVME_TCP_F_HDGST : 0;
+	r2t.common.hlen = 24;
+	r2t.common.plen = 24 + (p->hd ? 4 : 0);
+	r2t.cccid = cid[5];
+	r2t.ttag = 9;
+	r2t.r2tl = g_xcmds[5].len;
+	ob_hdr(p, &o, &r2t, sizeof(r2t));
+	/* Reads' PDUs interleaved: a random read with data left sends its next PDU. */
+	uint32_t sent[NX] = {0};
+	uint8_t *src[NX] = {0};
+	unsigned left = 0;
+	for (unsigned i = 0; i < NX; i++) {
+		if (g_xcmds[i].write || g_xcmds[i].fail)
+			continue;
+		src[i] = malloc(g_xcmds[i].len);
+		assert_non_null(src[i]);
+		xfill(src[i], g_xcmds[i].len, i, xc->seed);
+		left++;
+	}
+	uint64_t rs = xc->seed;
+	ob_resp(p, &o, cid[1], 0);
+	ob_resp(p, &o, cid[9], NVME_STATUS(0, NVME_SC_LBA_OUT_OF_RANGE));
+	while (left) {
+		unsigned i = (unsigned)(xrand(&rs) % NX);
+		if (!src[i] || sent[i] == g_xcmds[i].len)
+			continue;
+		uint32_t n = g_xcmds[i].len - sent[i];
+		if (xc->pdu && n > xc->pdu)
+			n = xc->pdu;
+		bool last = sent[i] + n == g_xcmds[i].len, success = last && xc->success && i % 2 == 0;
+		ob_c2h(p, &o, cid[i], sent[i], src[i] + sent[i], n, xc->pad,
+		       (uint8_t)((last ? NVME_TCP_F_DATA_LAST : 0) | (success ? NVME_TCP_F_DATA_SUCCESS : 0)));
+		if (g_xcmds[i].len >= HOST_RX_DIRECT_MIN)
+			xc->big_pdus++;
+		sent[i] += n;
+		if (last) {
+			if (!success)
+				ob_resp(p, &o, cid[i], 0);
+			left--;
+		}
+	}
+	send_split(p, fd, &o, xc->split, xc->seed);
+	read_h2c(p, fd, cid[5], 9, g_xcmds[5].len);
+	send_resp(p, fd, cid[5], 0, false);
+	for (unsigned i = 0; i < NX; i++)
+		free(src[i]);
+	free(o.b);
+	free(o.pdu);
+	char x;
+	rd(fd, &x, 1);	/* until the host closes */
+}
+
+struct xio {
+	bool done;
+	uint16_t status;
+};
+
+static void xio_cb(struct host_qpair *qp, struct host_req *r, void *arg)
+{
+	(void)qp;
+	struct xio *x = arg;
+	x->done = true;
+	x->status = nvme_cpl_status(&r->cpl);
+}
+
+static void run_mixed(bool hd, bool dd, struct xcase *xc)
+{
+	struct peer *p = peer_new(hd, dd);
+	p->script = script_mixed;
+	p->ctx = xc;
+	peer_start(p);
+	struct host_qpair *qp = calloc(1, sizeof(*qp));
+	assert_non_null(qp);
+	qp->qid = 1;
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, hd, dd, 16, 2 * 1024 * 1024), 0);
+	qp->icd_size = 4096;
+	uint8_t *buf[NX];
+	struct xio io[NX];
+	memset(io, 0, sizeof(io));
+	uint64_t reads = 0, small = 0;
+	for (unsigned i = 0; i < NX; i++) {
+		buf[i] = malloc(g_xcmds[i].len);
+		assert_non_null(buf[i]);
+		if (g_xcmds[i].write)
+			xfill(buf[i], g_xcmds[i].len, 100 + i, xc->seed);
+		else
+			memset(buf[i], 0x5a, g_xcmds[i].len);
+		if (!g_xcmds[i].write && !g_xcmds[i].fail) {
+			reads += g_xcmds[i].len;
+			if (g_xcmds[i].len < HOST_RX_DIRECT_MIN)
+				small += g_xcmds[i].len;
+		}
+		struct nvme_cmd c = read_cmd();
+		c.opc = g_xcmds[i].write ? NVME_OPC_WRITE : NVME_OPC_READ;
+		c.cdw10 = i;
+		struct host_req *r = host_req_get(qp);
+		assert_non_null(r);
+		assert_int_equal(host_submit(qp, r, &c, buf[i], g_xcmds[i].len, g_xcmds[i].write, xio_cb, &io[i]), 0);
+	}
+	uint64_t deadline = host_now_ns() + 20000000000ull;
+	for (unsigned ndone = 0; ndone < NX;) {
+		if (host_process(qp) < 0)
+			fail_msg("host: %s", qp->err);
+		if (host_now_ns() > deadline)
+			fail_msg("timed out");
+		ndone = 0;
+		for (unsigned i = 0; i < NX; i++)
+			ndone += io[i].done;
+	}
+	for (unsigned i = 0; i < NX; i++) {
+		if (g_xcmds[i].fail) {
+			assert_int_equal(NVME_STATUS_GET_SC(io[i].status), NVME_SC_LBA_OUT_OF_RANGE);
+			continue;
+		}
+		assert_int_equal(io[i].status, 0);
+		if (g_xcmds[i].write)
+			continue;
+		uint8_t *want = malloc(g_xcmds[i].len);
+		assert_non_null(want);
+		xfill(want, g_xcmds[i].len, i, xc->seed);
+		if (memcmp(buf[i], want, g_xcmds[i].len))
+			fail_msg("read %u (%u bytes) differs", i, g_xcmds[i].len);
+		free(want);
+	}
+	assert_int_equal(qp->big_c2h, 0);
+	assert_int_equal(qp->data_success, xc->success ? 5 : 0);	/* reads 0, 2, 4, 6, 8; 3 and 7 get a CapsuleResp */
+	assert_int_equal(qp->c2h_staged + qp->c2h_direct, reads);
+	/* Of a large read's PDU at most the lookahead after its header is staged; small reads may be staged whole. */
+	uint64_t bound = small + (uint64_t)xc->big_pdus * HOST_RX_LOOKAHEAD_HDRS * (24 + (hd ? 4 : 0));
+	if (qp->c2h_staged > bound)
+		fail_msg("%" PRIu64 " payload bytes staged, at most %" PRIu64 " expected (%u large-read PDUs, %" PRIu64
+			 " bytes of small reads)",
+			 qp->c2h_staged, bound, xc->big_pdus, small);
+	host_qp_close(qp);
+	peer_stop(p);
+	assert_int_equal(p->got_len, g_xcmds[5].len);
+	assert_memory_equal(p->data, buf[5], g_xcmds[5].len);
+	assert_memory_equal(xc->wdata, buf[1], 4096);
+	for (unsigned i = 0; i < NX; i++)
+		free(buf[i]);
+	free(qp);
+	free(p);
+}
+
+static void test_c2h_in_place_mixed(void **state)
+{
+	(void)state;
+	static const uint32_t pdus[] = {0, 32768, 4100};
+	unsigned n = 0;
+	for (int split = SPLIT_WHOLE; split <= SPLIT_RANDOM; split++)
+		for (unsigned pi = 0; pi < 3; pi++)
+			for (int m = 0; m < 16; m++) {
+				struct xcase *xc = calloc(1, sizeof(*xc));
+				assert_non_null(xc);
+				xc->pad = (m & 4) ? 8 : 0;
+				xc->success = m & 8;
+				xc->pdu = pdus[pi];
+				xc->split = split;
+				xc->seed = 0x9e3779b97f4a7c15ull * (++n);
+				run_mixed(m & 1, m & 2, xc);
+				free(xc);
+			}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_command_timeout),
 		cmocka_unit_test(test_icresp_validation),
 		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_c2h_in_place_mixed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
