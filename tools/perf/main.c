@@ -49,6 +49,7 @@ static struct {
 	uint32_t kato_ms;
 	bool sqfc_disable;
 	bool prefill;
+	char congestion[16];	/* TCP congestion control for every connection ("": system default) */
 } g_opt;
 
 /* ----------------------------------------------------------------- controller */
@@ -202,7 +203,8 @@ static int ctrl_connect(struct ctrl *c, const char *subnqn)
 {
 	snprintf(c->subnqn, sizeof(c->subnqn), "%s", subnqn);
 	c->aq.qid = 0;
-	if (host_qp_connect(&c->aq, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst, 32, 8192)) {
+	if (host_qp_connect(&c->aq, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst, 32, 8192,
+			    g_opt.congestion)) {
 		fprintf(stderr, "daosblk-perf: error: admin queue: %s\n", c->aq.err);
 		return -1;
 	}
@@ -786,6 +788,10 @@ static void usage(FILE *f)
 		"      --seed N             verify pattern seed (default: random)\n"
 		"      --prefill            write every block once (sequential, -q deep, -o sized) before the measured phase\n"
 		"      --disable-sqfc       ask for SQ flow control disabled (target may use C2HData DATA_SUCCESS)\n"
+		"      --congestion-control NAME  TCP congestion control (TCP_CONGESTION) of every connection, set before\n"
+		"                           connect() so the system default (e.g. bbr and its pacing) never runs on it;\n"
+		"                           one of /proc/sys/net/ipv4/tcp_available_congestion_control (default: the\n"
+		"                           system's, net.ipv4.tcp_congestion_control)\n"
 		"      --no-progress        no per-second progress lines on stderr\n"
 		"      --time-based         accepted for compatibility (runs are always time based)\n"
 		"  -h, --help               this help\n");
@@ -804,7 +810,7 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL };
+	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL, O_CC };
 	static const struct option lopts[] = {
 		{"transport-id", required_argument, NULL, 'r'},
 		{"io-depth", required_argument, NULL, 'q'},
@@ -825,6 +831,7 @@ static void parse_args(int argc, char **argv)
 		{"time-based", no_argument, NULL, O_TIMEBASED},
 		{"disable-sqfc", no_argument, NULL, O_SQFC},
 		{"prefill", no_argument, NULL, O_PREFILL},
+		{"congestion-control", required_argument, NULL, O_CC},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -921,6 +928,13 @@ static void parse_args(int argc, char **argv)
 		case O_TIMEBASED: break;
 		case O_SQFC: g_opt.sqfc_disable = true; break;
 		case O_PREFILL: g_opt.prefill = true; break;
+		case O_CC: {
+			char err[512];
+			if (host_congestion_check(optarg, err, sizeof(err)))
+				die("--congestion-control: %s", err);
+			snprintf(g_opt.congestion, sizeof(g_opt.congestion), "%s", optarg);
+			break;
+		}
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(1);
 		}
@@ -980,6 +994,8 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		       g_ctrl.traddr, g_ctrl.trsvcid, g_ctrl.subnqn);
 		printf("\"nsid\":%u,\"block_size\":%u,\"ns_blocks\":%" PRIu64 ",", g_opt.nsid, g_ctrl.block_size,
 		       g_ctrl.nsze);
+		/* What the kernel reports for the admin queue's socket (the I/O queues are set up alike). */
+		printf("\"congestion_control\":\"%s\",", g_ctrl.aq.congestion);
 		printf("\"workload\":\"%s\",\"rwmixread\":%d,\"io_size\":%u,\"queue_depth\":%d,\"cores\":%d,"
 		       "\"runtime_s\":%d,\"elapsed_s\":%.3f,\"interrupted\":%s,\"keep_alives\":%" PRIu64 ",\"data_success_completions\":%" PRIu64 ",\"hdgst\":%s,\"ddgst\":%s,",
 		       wl_names[g_opt.wl], g_opt.rwmix, g_opt.io_size, g_opt.depth, g_opt.ncores, g_opt.time_s, t,
@@ -1144,7 +1160,7 @@ int main(int argc, char **argv)
 						  c->block_size, b, g_opt.seed, 0);
 		w->qp.qid = (uint16_t)(i + 1);
 		if (host_qp_connect(&w->qp, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst,
-				    (uint16_t)depth, g_opt.io_size)) {
+				    (uint16_t)depth, g_opt.io_size, g_opt.congestion)) {
 			fprintf(stderr, "daosblk-perf: error: I/O queue %d: %s\n", i + 1, w->qp.err);
 			rc = 1;
 			break;

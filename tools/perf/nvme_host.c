@@ -105,7 +105,63 @@ static int wait_fd(int fd, short events, int timeout_ms)
 	return rc;
 }
 
-static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam)
+/* First line of a /proc file, or "?" */
+static void read_line(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "?");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	if (fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}
+
+#define CC_AVAILABLE "/proc/sys/net/ipv4/tcp_available_congestion_control"
+#define CC_ALLOWED "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+
+static int set_congestion(int fd, const char *name, char *err, size_t errlen)
+{
+	char avail[160];
+	/* The kernel silently cuts names at TCP_CA_NAME_MAX - 1 = 15 bytes. */
+	if (!*name || strlen(name) > 15) {
+		read_line(CC_AVAILABLE, avail, sizeof(avail));
+		snprintf(err, errlen, "TCP congestion control '%.40s' is not available (names are 1..15 bytes); "
+			 CC_AVAILABLE ": %s", name, avail);
+		return -1;
+	}
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) == 0)
+		return 0;
+	int e = errno;
+	read_line(CC_AVAILABLE, avail, sizeof(avail));
+	if (e == EPERM) {
+		char allowed[160];
+		read_line(CC_ALLOWED, allowed, sizeof(allowed));
+		snprintf(err, errlen, "TCP congestion control '%s' is not allowed without CAP_NET_ADMIN (%s); "
+			 CC_ALLOWED ": %s; " CC_AVAILABLE ": %s", name, strerror(e), allowed, avail);
+	} else {
+		snprintf(err, errlen, "TCP congestion control '%s' is not available (%s; a module may need loading: "
+			 "modprobe tcp_%s); " CC_AVAILABLE ": %s", name, strerror(e), name, avail);
+	}
+	return -1;
+}
+
+int host_congestion_check(const char *name, char *err, size_t errlen)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int rc = set_congestion(fd, name, err, errlen);
+	close(fd);
+	return rc;
+}
+
+static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam,
+		       const char *congestion)
 {
 	struct addrinfo hints = {.ai_family = adrfam == 6 ? AF_INET6 : AF_INET, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
@@ -116,6 +172,14 @@ static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *tr
 	if (fd < 0) {
 		freeaddrinfo(res);
 		return fail(qp, "socket: %s", strerror(errno));
+	}
+	if (congestion && *congestion) {
+		char msg[380];
+		if (set_congestion(fd, congestion, msg, sizeof(msg))) {
+			freeaddrinfo(res);
+			close(fd);
+			return fail(qp, "%s", msg);
+		}
 	}
 	rc = connect(fd, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
@@ -140,6 +204,9 @@ static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *tr
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	socklen_t cl = sizeof(qp->congestion) - 1;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, qp->congestion, &cl))
+		snprintf(qp->congestion, sizeof(qp->congestion), "?");
 	qp->fd = fd;
 	return 0;
 }
@@ -171,7 +238,7 @@ static int io_exact(struct host_qpair *qp, void *buf, size_t len, bool send_dir,
 }
 
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
-		    bool ddgst, uint16_t nreqs, uint32_t max_io)
+		    bool ddgst, uint16_t nreqs, uint32_t max_io, const char *congestion)
 {
 	uint16_t qid = qp->qid;
 	memset(qp, 0, sizeof(*qp));
@@ -179,7 +246,7 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 	qp->fd = -1;
 	snprintf(qp->peer, sizeof(qp->peer), "%s%s%s:%s", adrfam == 6 ? "[" : "", traddr, adrfam == 6 ? "]" : "",
 		 trsvcid);
-	if (tcp_connect(qp, traddr, trsvcid, adrfam))
+	if (tcp_connect(qp, traddr, trsvcid, adrfam, congestion))
 		return -1;
 
 	struct nvme_tcp_ic_req icreq;

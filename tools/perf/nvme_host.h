@@ -7,6 +7,7 @@
 #define DBK_TOOLS_PERF_NVME_HOST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -63,6 +64,7 @@ struct host_qpair {
 	uint32_t maxh2cdata;
 	uint32_t icd_size;	/* in-capsule data bytes the controller accepts on this queue */
 	char peer[300];
+	char congestion[16];	/* TCP congestion control of the connection (getsockopt after connect) */
 
 	struct host_req *reqs;
 	uint16_t nreqs;
@@ -93,9 +95,14 @@ struct host_qpair {
 uint64_t host_now_ns(void);
 
 /* TCP connect (10 s timeout), ICReq/ICResp exchange and validation, allocation of nreqs request slots able to
- * carry up to max_io bytes each. Returns 0, or -1 with qp->err set (qp is then closed). */
+ * carry up to max_io bytes each. congestion: TCP congestion control set on the socket before connect() (so the
+ * system default, e.g. bbr with its pacing, is never initialised on the connection), NULL or "" for the system
+ * default. Returns 0, or -1 with qp->err set (qp is then closed). */
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
-		    bool ddgst, uint16_t nreqs, uint32_t max_io);
+		    bool ddgst, uint16_t nreqs, uint32_t max_io, const char *congestion);
+/* Whether TCP congestion control `name` can be set on a TCP socket by this process: 0, or -1 with a message
+ * naming what is available (/proc/sys/net/ipv4/tcp_available_congestion_control) in err. */
+int host_congestion_check(const char *name, char *err, size_t errlen);
 void host_qp_close(struct host_qpair *qp);
 
 /* A free request slot or NULL. */

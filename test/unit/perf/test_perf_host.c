@@ -216,7 +216,7 @@ static struct host_qpair *connect_host(struct peer *p, int expect_rc)
 	struct host_qpair *qp = calloc(1, sizeof(*qp));
 	assert_non_null(qp);
 	qp->qid = 1;
-	int rc = host_qp_connect(qp, "127.0.0.1", p->port, 4, p->hd, p->dd, 4, 65536);
+	int rc = host_qp_connect(qp, "127.0.0.1", p->port, 4, p->hd, p->dd, 4, 65536, NULL);
 	assert_int_equal(rc, expect_rc);
 	qp->icd_size = 4096;
 	return qp;
@@ -550,7 +550,7 @@ static void test_connect_refused(void **state)
 	/* Bound but not listening: the connect is refused. */
 	struct host_qpair qp;
 	memset(&qp, 0, sizeof(qp));
-	assert_int_equal(host_qp_connect(&qp, "127.0.0.1", port, 4, false, false, 4, 4096), -1);
+	assert_int_equal(host_qp_connect(&qp, "127.0.0.1", port, 4, false, false, 4, 4096, NULL), -1);
 	assert_non_null(strstr(qp.err, "Connection refused"));
 	close(fd);
 }
@@ -861,7 +861,7 @@ static void run_mixed(bool hd, bool dd, struct xcase *xc)
 	struct host_qpair *qp = calloc(1, sizeof(*qp));
 	assert_non_null(qp);
 	qp->qid = 1;
-	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, hd, dd, 16, 2 * 1024 * 1024), 0);
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, hd, dd, 16, 2 * 1024 * 1024, NULL), 0);
 	qp->icd_size = 4096;
 	uint8_t *buf[NX];
 	struct xio io[NX];
@@ -951,6 +951,105 @@ static void test_c2h_in_place_mixed(void **state)
 			}
 }
 
+/* ------------------------------------------------------------ congestion control */
+
+static void read_proc(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, (int)len, f));
+	buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}
+
+static void sock_cc(int fd, char *buf, size_t len)
+{
+	memset(buf, 0, len);
+	socklen_t l = (socklen_t)len - 1;
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, buf, &l), 0);
+}
+
+static void test_congestion_control(void **state)
+{
+	(void)state;
+	char avail[256], def[32], got[32], err[512];
+	read_proc("/proc/sys/net/ipv4/tcp_available_congestion_control", avail, sizeof(avail));
+	read_proc("/proc/sys/net/ipv4/tcp_congestion_control", def, sizeof(def));
+	/* Something other than the system default (reno is always built in). */
+	const char *pick = strcmp(def, "reno") ? "reno" : strstr(avail, "cubic") ? "cubic" : NULL;
+	if (!pick)
+		skip();
+	assert_int_equal(host_congestion_check(pick, err, sizeof(err)), 0);
+
+	struct peer *p = peer_new(false, false);
+	p->script = script_incapsule;
+	peer_start(p);
+	struct host_qpair *qp = calloc(1, sizeof(*qp));
+	assert_non_null(qp);
+	qp->qid = 1;
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, pick), 0);
+	sock_cc(qp->fd, got, sizeof(got));
+	assert_string_equal(got, pick);
+	assert_string_equal(qp->congestion, pick);
+	/* The connection works. */
+	qp->icd_size = 4096;
+	uint8_t buf[4096] = {0};
+	struct nvme_cmd c = read_cmd();
+	c.opc = NVME_OPC_WRITE;
+	struct nvme_cpl cpl;
+	assert_int_equal(host_exec_sync(qp, &c, buf, sizeof(buf), true, &cpl, 5000), 0);
+	host_qp_close(qp);
+	peer_stop(p);
+	free(p);
+
+	/* Without a name: the system default, reported as such. */
+	p = peer_new(false, false);
+	peer_start(p);
+	memset(qp, 0, sizeof(*qp));
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, ""), 0);
+	sock_cc(qp->fd, got, sizeof(got));
+	assert_string_equal(got, def);
+	assert_string_equal(qp->congestion, def);
+	host_qp_close(qp);
+	peer_stop(p);
+	free(p);
+	free(qp);
+}
+
+static void expect_cc_error(int lfd, const char *port, const char *name, const char *needle)
+{
+	struct host_qpair qp;
+	memset(&qp, 0, sizeof(qp));
+	assert_int_equal(host_qp_connect(&qp, "127.0.0.1", port, 4, false, false, 4, 4096, name), -1);
+	if (!strstr(qp.err, needle) || !strstr(qp.err, "/proc/sys/net/ipv4/tcp_available_congestion_control"))
+		fail_msg("error '%s' lacks '%s' or the /proc file", qp.err, needle);
+	assert_int_equal(qp.fd, -1);
+	/* Refused before connect(): nothing reached the listener. */
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	if (fd >= 0)
+		fail_msg("a connection was made with congestion control '%s'", name);
+	char err[512];
+	assert_int_equal(host_congestion_check(name, err, sizeof(err)), -1);
+	if (!strstr(err, needle))
+		fail_msg("check: '%s' lacks '%s'", err, needle);
+}
+
+static void test_congestion_control_unknown(void **state)
+{
+	(void)state;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	socklen_t l = sizeof(a);
+	getsockname(lfd, (struct sockaddr *)&a, &l);
+	char port[16];
+	snprintf(port, sizeof(port), "%u", ntohs(a.sin_port));
+	expect_cc_error(lfd, port, "no-such-cc", "'no-such-cc' is not available");
+	expect_cc_error(lfd, port, "cubic-but-longer-than-15", "1..15 bytes");
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -965,6 +1064,8 @@ int main(void)
 		cmocka_unit_test(test_icresp_validation),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_c2h_in_place_mixed),
+		cmocka_unit_test(test_congestion_control),
+		cmocka_unit_test(test_congestion_control_unknown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
