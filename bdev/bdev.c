@@ -1483,6 +1483,29 @@ int dbk_bdev_read_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel 
 	return submit(desc, ch, DBK_BDEV_IO_TYPE_READ, iov, 1, offset_blocks, num_blocks, cb, cb_arg);
 }
 
+bool dbk_bdev_can_lend_write(const struct dbk_bdev *bdev)
+{
+	return bdev && bdev->lends_write && !bdev->required_alignment && native_supported(bdev, DBK_BDEV_IO_TYPE_WRITE);
+}
+
+int dbk_bdev_write_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
+			       uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
+{
+	struct dbk_bdev *bdev;
+
+	if (desc == NULL || iov == NULL)
+		return -EINVAL;
+	bdev = desc->bdev;
+	/* QoS may hold an I/O back, and a lend must complete inline. */
+	if (!dbk_bdev_can_lend_write(bdev) || (bdev->max_rw_blocks && num_blocks > bdev->max_rw_blocks) ||
+	    qos_limited(bdev, DBK_BDEV_IO_TYPE_WRITE))
+		return -ENOTSUP;
+	if (num_blocks > SIZE_MAX / bdev->blocklen || iov->iov_len != num_blocks * bdev->blocklen)
+		return -EINVAL;
+	iov->iov_base = NULL;
+	return submit(desc, ch, DBK_BDEV_IO_TYPE_WRITE, iov, 1, offset_blocks, num_blocks, cb, cb_arg);
+}
+
 int dbk_bdev_writev_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov, int iovcnt,
 			   uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
 {

@@ -139,6 +139,22 @@ bool dbk_bdev_can_lend_read(const struct dbk_bdev *bdev);
 int dbk_bdev_read_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
 			      uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg);
 
+/*
+ * Zero-copy write: true if the bdev lends its own memory for writes (dbk_bdev_write_lend_blocks), e.g. malloc.
+ */
+bool dbk_bdev_can_lend_write(const struct dbk_bdev *bdev);
+/*
+ * Write without a copy: iov is one iovec {NULL, num_blocks * block size} owned by the caller; on success the
+ * bdev points iov->iov_base at its own memory for the blocks, and the bytes the caller stores there ARE the
+ * write: they are visible to reads as they land (no atomicity against concurrent reads of the same blocks),
+ * and there is nothing to commit. The memory stays valid, and the bdev registered, until the caller frees the
+ * io with dbk_bdev_free_io(). A lending module completes inline: cb runs before this returns. Returns what
+ * dbk_bdev_writev_blocks returns, or -ENOTSUP if the bdev does not lend (or would have to split the write):
+ * write from a buffer of your own then.
+ */
+int dbk_bdev_write_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
+			       uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg);
+
 void dbk_bdev_free_io(struct dbk_bdev_io *io);
 
 /* Status of a completed I/O as an NVMe (sct, sc) pair; (0,0) on success, (0,6) internal error by default. */

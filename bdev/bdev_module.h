@@ -67,6 +67,12 @@ struct dbk_bdev {
 	 * blocks, which must stay valid while the bdev is registered.
 	 */
 	bool lends_read;
+	/*
+	 * The module lends memory for writes: a WRITE whose single iovec has iov_base NULL
+	 * (dbk_bdev_write_lend_blocks) gets iov_base pointed at the module's memory for the blocks
+	 * (what the caller then stores there is the write) and completes inline, before submit returns.
+	 */
+	bool lends_write;
 	void *ctxt;			/* module's bdev context, passed to the fn_table calls */
 	const struct dbk_bdev_fn_table *fn_table;
 	struct dbk_bdev_module *module;

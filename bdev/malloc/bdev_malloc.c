@@ -1,4 +1,4 @@
-/* RAM disk bdev: memcpy from/to an anonymous mapping (reads may lend the mapping instead). Completes inline. */
+/* RAM disk bdev: memcpy from/to an anonymous mapping (reads and writes may lend the mapping instead). Completes inline. */
 #include "bdev/malloc/bdev_malloc.h"
 #include "bdev/bdev_module.h"
 #include "thread/thread.h"
@@ -100,7 +100,10 @@ static void malloc_submit(struct dbk_io_channel *ch, struct dbk_bdev_io *io)
 			copy_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len, true);
 		break;
 	case DBK_BDEV_IO_TYPE_WRITE:
-		copy_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len, false);
+		if (io->u.iovs[0].iov_base == NULL)	/* dbk_bdev_write_lend_blocks: the caller writes in place */
+			io->u.iovs[0].iov_base = d->buf + off;
+		else
+			copy_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len, false);
 		break;
 	case DBK_BDEV_IO_TYPE_COMPARE:
 		if (!cmp_iov(io->u.iovs, io->u.iovcnt, d->buf + off, len)) {
@@ -215,7 +218,8 @@ int dbk_bdev_malloc_create(const char *name, const uuid_t uuid_or_null, uint64_t
 	d->bdev.write_cache = false;
 	d->bdev.ctxt = d;
 	d->bdev.fn_table = &malloc_fn_table;
-	d->bdev.lends_read = true;	/* the mapping lives until destruct, after every channel is gone */
+	d->bdev.lends_read = true;
+	d->bdev.lends_write = true;	/* the mapping lives until destruct, after every channel is gone */
 	d->bdev.module = &dbk_bdev_malloc_module;
 	rc = dbk_bdev_register(&d->bdev);
 	if (rc != 0) {
