@@ -66,6 +66,66 @@ static void lend_done(struct dbk_bdev_io *io, bool success, void *arg)
 	finish(req, 0);
 }
 
+#define IO_WLEND_PENDING 0xFFFFu	/* core_state while a Write lend is submitted */
+
+static void wlend_done(struct dbk_bdev_io *io, bool success, void *arg)
+{
+	struct dbk_nvmf_request *req = arg;
+
+	if (!success || req->core_state != IO_WLEND_PENDING) {
+		/* Failed, or (against the bdev contract) completed after dbk_nvmf_request_lend_write returned. */
+		if (success)
+			DBK_ERRLOG("nvmf: a bdev completed a write lend late; dropped");
+		dbk_bdev_free_io(io);
+		entry_put(req->core_ptr);
+		return;
+	}
+	req->core_lent_io = io;
+	req->iov[0] = req->core_lend_iov;
+	req->iovcnt = 1;
+	req->lent = true;
+}
+
+bool dbk_nvmf_request_lend_write(struct dbk_nvmf_request *req)
+{
+	struct dbk_nvmf_qpair *q = req->qpair;
+	struct nvme_cmd *cmd = req->cmd;
+	struct nvmf_pg_ns *e;
+	struct nvmf_ns *ns;
+	uint64_t num_blocks, slba, nlb;
+	int rc;
+
+	if (!req->lend_ok || req->lent || req->xfer != DBK_NVMF_XFER_HOST_TO_CTRLR ||
+	    q->core_state != NVMF_QPAIR_ACTIVE || q->ctrlr == NULL || q->qid == 0 || cmd->opc != NVME_OPC_WRITE ||
+	    cmd->fuse || cmd->nsid == 0 || cmd->nsid > q->ctrlr->subsys->max_namespaces)
+		return false;
+	e = &q->ctrlr->subsys->pg_ns[q->group->idx][cmd->nsid - 1];
+	ns = e->ns;
+	if (ns == NULL || !dbk_bdev_can_lend_write(ns->bdev))
+		return false;
+	/* Anything exec would refuse is left to exec, which reports it. */
+	num_blocks = dbk_bdev_get_num_blocks(ns->bdev);
+	slba = (uint64_t)cmd->cdw10 | ((uint64_t)cmd->cdw11 << 32);
+	nlb = (uint64_t)(cmd->cdw12 & 0xFFFF) + 1;
+	if (slba >= num_blocks || nlb > num_blocks - slba || req->length != nlb * ns->block_size ||
+	    req->length > q->transport->opts.max_io_size)
+		return false;
+	req->core_ptr = e;
+	req->core_state = IO_WLEND_PENDING;
+	req->core_lend_iov.iov_base = NULL;
+	req->core_lend_iov.iov_len = req->length;
+	e->outstanding++;
+	rc = dbk_bdev_write_lend_blocks(ns->desc, e->ch, &req->core_lend_iov, slba, nlb, wlend_done, req);
+	req->core_state = IO_PLAIN;
+	if (rc != 0) {
+		entry_put(e);
+		return false;
+	}
+	if (req->lent)
+		req->core_lent_bdev = ns->bdev;
+	return req->lent;
+}
+
 void dbk_nvmf_request_release(struct dbk_nvmf_request *req)
 {
 	struct dbk_bdev_io *io = req->core_lent_io;
@@ -158,6 +218,22 @@ static int submit_rw(struct dbk_nvmf_request *req)
 			rc = dbk_bdev_readv_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
 		break;
 	case NVME_OPC_WRITE:
+		if (req->lent) {
+			/* Zero-copy write: the data is in the bdev already; only FUA is left to do. */
+			struct dbk_bdev_io *io = req->core_lent_io;
+
+			entry_put(e);	/* this submission's count; the lend's goes with io_done */
+			if (req->core_lent_bdev != ns->bdev) {
+				/* The namespace was replaced while the data was arriving: it went to the old bdev. */
+				dbk_nvmf_request_release(req);
+				finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INTERNAL_DEVICE_ERROR));
+				return 0;
+			}
+			req->lent = false;
+			req->core_lent_io = NULL;
+			io_done(io, true, req);
+			return 0;
+		}
 		rc = dbk_bdev_writev_blocks(ns->desc, e->ch, req->iov, req->iovcnt, slba, nlb, io_done, req);
 		break;
 	case NVME_OPC_COMPARE:

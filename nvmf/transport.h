@@ -29,6 +29,16 @@
  *  memory (data handed to the kernel, or dropped), at the latest when it
  *  recycles the request or finalises the qpair. Until then the core keeps the
  *  namespace's bdev channel (and so the bdev) alive.
+ *  Zero-copy writes: for a Write whose data has not been received yet (xfer
+ *  HOST_TO_CTRLR, length set, no buffers attached), a transport that set
+ *  req->lend_ok may call dbk_nvmf_request_lend_write(req). If it returns true,
+ *  req->iov (one iovec) is the bdev's own memory for the blocks and req->lent
+ *  is set: the transport receives the data straight there, then calls
+ *  dbk_nvmf_request_exec() as for any write, which completes without a copy.
+ *  The bytes land in the bdev as they arrive, so only a transport that cannot
+ *  reject them afterwards (no data digest) should ask. If it gives the memory
+ *  up before exec (connection gone or stalled), it calls
+ *  dbk_nvmf_request_release(req) and brings its own buffers.
  * The transport never frees a request the core holds: when a connection
  * dies it calls dbk_nvmf_qpair_disconnect(); the core stops taking commands,
  * waits until every request it executes has been completed (req_complete is
@@ -94,7 +104,7 @@ struct dbk_nvmf_request {
 	uint32_t length;		/* data length from the SGL (bytes) */
 	struct iovec iov[DBK_NVMF_MAX_IOVS];	/* data buffers covering length */
 	int iovcnt;
-	bool lend_ok;		/* set by the transport: a Read may complete with lent memory */
+	bool lend_ok;		/* set by the transport: a Read may complete with lent memory, a Write may lend */
 	bool lent;		/* set by the core: iov is lent; call dbk_nvmf_request_release when done */
 	/*
 	 * Core-private from here (the transport does not touch these).
@@ -107,6 +117,7 @@ struct dbk_nvmf_request {
 	struct dbk_nvmf_request *core_next;	/* core-owned lists (e.g. held AERs) */
 	struct iovec core_lend_iov;
 	void *core_lent_io;	/* the bdev I/O whose memory is lent */
+	const void *core_lent_bdev;	/* ... and its bdev (a lent Write checks it is still the namespace's) */
 };
 
 /* A queue pair: one NVMe/TCP connection. Allocated by the transport (it may embed this). */
@@ -173,6 +184,8 @@ void dbk_nvmf_request_exec(struct dbk_nvmf_request *req);
 void dbk_nvmf_request_complete(struct dbk_nvmf_request *req);
 /* Qpair's reactor: the transport is done with a lent data buffer (req->lent); no-op otherwise. */
 void dbk_nvmf_request_release(struct dbk_nvmf_request *req);
+/* Qpair's reactor: before receiving a Write's data, ask for the bdev's memory to receive it in (see above). */
+bool dbk_nvmf_request_lend_write(struct dbk_nvmf_request *req);
 /* Qpair's reactor: the connection is gone or broken (idempotent). */
 void dbk_nvmf_qpair_disconnect(struct dbk_nvmf_qpair *qpair);
 /* True if the qpair still accepts commands (not disconnecting). */

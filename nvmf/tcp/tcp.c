@@ -43,6 +43,7 @@
 #define TCP_RBUF_SIZE (128u * 1024u)
 #define TCP_SEND_IOVS 128
 #define TCP_DIRECT_RECV_MIN 8192u
+#define TCP_RX_EXACT_MIN 32768u		/* payloads this large: read only up to the next header after them */
 #define TCP_MAX_RECV_ROUNDS 8
 #define TCP_MAX_QUEUE_DEPTH 4096u
 #define TCP_MAX_ICD_SIZE (1024u * 1024u)
@@ -120,6 +121,7 @@ struct tcp_req {
 	bool cid_owned;
 	bool ddgst_err;
 	bool r2t_active;
+	bool big_h2c;			/* counted in conn->big_h2c */
 	uint16_t nbufs;			/* pool buffers held */
 	uint32_t orig_len;
 	uint32_t h2c_done;		/* H2C bytes received */
@@ -146,6 +148,9 @@ struct tcp_stats {
 	uint64_t tx_zcopy_bytes;	/* C2H payload sent from lent bdev memory without a copy (spliced) */
 	uint64_t tx_lent_pdus;		/* C2HData PDUs sent from lent bdev memory (spliced or not) */
 	uint64_t lent_bounced;		/* lent payloads copied out because their connection stalled */
+	uint64_t rx_lent_writes;	/* Writes whose data was received straight into lent bdev memory */
+	uint64_t rx_zcopy_bytes;	/* ... their bytes */
+	uint64_t lent_writes_bounced;	/* lent Writes moved to a private buffer because their host stalled */
 	uint64_t icreq_timeouts;	/* connections closed for sending no ICReq in time */
 };
 
@@ -168,6 +173,8 @@ struct tcp_conn {
 	uint32_t pipe_len;		/* bytes of the head PDU's data in the pipe, not yet in the socket */
 	uint64_t tx_progress;		/* bumped by every send that moved bytes */
 	uint64_t tx_progress_seen;	/* ... as the stall watchdog saw it last time */
+	uint64_t rx_progress, rx_progress_seen;	/* the same for receives */
+	uint32_t big_h2c;		/* requests waiting for >= TCP_RX_EXACT_MIN of H2C data */
 	uint64_t added_ns;		/* when the poll group took it (ICReq deadline) */
 	uint8_t hpda;
 	uint32_t maxr2t;
@@ -380,11 +387,20 @@ static void waitq_remove_conn(struct dbk_nvmf_transport_poll_group *pg, struct t
 
 /* --------------------------------------------------------------- requests */
 
+static inline void req_h2c_over(struct tcp_req *r)
+{
+	if (r->big_h2c) {
+		r->big_h2c = false;
+		r->conn->big_h2c--;
+	}
+}
+
 static void req_recycle(struct tcp_req *r)
 {
 	struct tcp_conn *c = r->conn;
 	if (r->state == TR_FREE)
 		return;
+	req_h2c_over(r);
 	if (r->req.lent)
 		dbk_nvmf_request_release(&r->req);
 	free(r->bounce);
@@ -471,6 +487,7 @@ static void conn_fatal(struct tcp_conn *c, uint16_t fes, uint32_t fei)
 
 static void req_fail(struct tcp_req *r, int sct, int sc)
 {
+	req_h2c_over(r);
 	r->req.xfer = DBK_NVMF_XFER_NONE;
 	/* A transient transport error may be retried; everything else is final. */
 	nvme_cpl_set_status(&r->rsp, sct, sc, sc != NVME_SC_TRANSIENT_TRANSPORT_ERROR);
@@ -480,6 +497,7 @@ static void req_fail(struct tcp_req *r, int sct, int sc)
 
 static void req_exec(struct tcp_req *r)
 {
+	req_h2c_over(r);
 	r->state = TR_EXEC;
 	dbk_nvmf_request_exec(&r->req);
 }
@@ -523,6 +541,10 @@ static void req_start_data(struct tcp_req *r)
 	if (r->req.xfer == DBK_NVMF_XFER_HOST_TO_CTRLR) {
 		r->state = TR_WAIT_H2C;
 		r->h2c_done = 0;
+		if (r->req.length >= TCP_RX_EXACT_MIN) {
+			r->big_h2c = true;
+			r->conn->big_h2c++;
+		}
 		r2t_send(r);
 		schedule_flush(r->conn);
 	} else {
@@ -623,10 +645,17 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 			return;
 		}
 		r->req.xfer = dir == 1 ? DBK_NVMF_XFER_HOST_TO_CTRLR : DBK_NVMF_XFER_CTRLR_TO_HOST;
-		/* Zero-copy reads: not with a data digest (the CRC must cover bytes that cannot change). */
-		r->req.lend_ok = dir == 2 && c->tt->base.opts.zcopy && !c->ddgst;
+		/* Zero-copy: not with a data digest (a read's CRC must cover bytes that cannot change; a write's
+		 * bytes could not be taken back when its digest fails). */
+		r->req.lend_ok = c->tt->base.opts.zcopy && !c->ddgst;
 		r->req.length = len;
 		r->orig_len = len;
+		if (dir == 1 && r->req.lend_ok && dbk_nvmf_request_lend_write(&r->req)) {
+			/* H2C data goes straight into the bdev's memory: no buffer, no copy. */
+			c->pg->st.rx_lent_writes++;
+			req_start_data(r);
+			return;
+		}
 		if (req_get_buffers(r))
 			req_start_data(r);
 		return;
@@ -1067,6 +1096,8 @@ static void rx_pdu_data_done(struct tcp_conn *c, bool ddgst_ok)
 	}
 	/* H2CData */
 	r->h2c_done += len;
+	if (r->req.lent && c->pg)
+		c->pg->st.rx_zcopy_bytes += len;
 	if (!ddgst_ok)
 		r->ddgst_err = true;
 	if (r->h2c_done < r->r2t_end)
@@ -1145,6 +1176,36 @@ static void rx_consume(struct tcp_conn *c)
 	}
 }
 
+/*
+ * While large H2C data is expected, read little more than the rest of the current PDU and the next header
+ * (a command capsule's, the largest): a large payload behind it then goes straight to its buffer instead of
+ * through rbuf and a copy. Costs a receive per PDU, which large transfers can afford.
+ */
+static size_t rx_small_want(const struct tcp_conn *c)
+{
+	size_t left;
+	switch (c->rstate) {
+	case RS_CH:
+	case RS_HDR:
+		left = c->hneed - c->hgot;
+		break;
+	case RS_PAD:
+		left = c->pad_left;
+		break;
+	case RS_DATA:
+		left = c->data_len - c->data_got + (c->dd ? NVME_TCP_DIGEST_LEN : 0);
+		break;
+	case RS_DDGST:
+		left = NVME_TCP_DIGEST_LEN - c->ddgot;
+		break;
+	default:
+		left = 0;
+		break;
+	}
+	left += sizeof(struct nvme_tcp_cmd) + NVME_TCP_DIGEST_LEN;
+	return MIN(left, (size_t)TCP_RBUF_SIZE);
+}
+
 static void conn_recv(struct tcp_conn *c)
 {
 	struct iovec iov[DBK_NVMF_MAX_IOVS + 1];
@@ -1162,12 +1223,21 @@ static void conn_recv(struct tcp_conn *c)
 				direct += iov[i].iov_len;
 			iov[cnt].iov_base = c->rbuf;
 			iov[cnt].iov_len = TCP_RBUF_SIZE;
-			want = direct + TCP_RBUF_SIZE;
+			if (c->data_len >= TCP_RX_EXACT_MIN) {
+				/* Large payloads come in runs (H2CData after H2CData, big capsule after big capsule):
+				 * take only this PDU's digest and the next header of the same type, so the next
+				 * payload goes straight to its buffer too instead of through rbuf and a copy. */
+				iov[cnt].iov_len = (c->dd ? NVME_TCP_DIGEST_LEN : 0) + (c->hd ? NVME_TCP_DIGEST_LEN : 0) +
+						   (c->ptype == NVME_TCP_PDU_H2C_DATA ? sizeof(struct nvme_tcp_data_hdr)
+										    : sizeof(struct nvme_tcp_cmd));
+			}
+			want = direct + iov[cnt].iov_len;
 			n = readv(c->fd, iov, cnt + 1);
 			if (n > 0) {
 				uint32_t d = (uint32_t)MIN((size_t)n, direct);
 				c->data_got += d;
 				c->rlen = (uint32_t)((size_t)n - d);
+				c->rx_progress++;
 				if (c->pg) {
 					c->pg->st.rx_bytes += (uint64_t)n;
 					c->pg->st.rx_direct_bytes += d;
@@ -1177,9 +1247,12 @@ static void conn_recv(struct tcp_conn *c)
 			}
 		} else {
 			want = TCP_RBUF_SIZE;
-			n = recv(c->fd, c->rbuf, TCP_RBUF_SIZE, 0);
+			if (c->big_h2c)
+				want = rx_small_want(c);
+			n = recv(c->fd, c->rbuf, want, 0);
 			if (n > 0) {
 				c->rlen = (uint32_t)n;
+				c->rx_progress++;
 				if (c->pg)
 					c->pg->st.rx_bytes += (uint64_t)n;
 			}
@@ -1476,6 +1549,35 @@ static void conn_bounce_lent(struct tcp_conn *c)
 	}
 }
 
+/*
+ * A connection that received nothing for a watchdog period while Writes wait for their data in lent bdev
+ * memory: move them to private buffers (what arrived so far copied), so a host that stops sending never pins
+ * a bdev. Cold path.
+ */
+static bool conn_bounce_lent_writes(struct tcp_conn *c)
+{
+	bool any = false;
+	for (uint32_t i = 0; i < c->nreqs; i++) {
+		struct tcp_req *r = &c->reqs[i];
+		if (r->state != TR_WAIT_H2C || !r->req.lent || r->bounce)
+			continue;
+		any = true;
+		void *b = malloc(r->req.length);
+		if (b == NULL)
+			continue;	/* try again next time */
+		/* All of it: the PDU being received may have part of its data in already (not in h2c_done). */
+		memcpy(b, r->req.iov[0].iov_base, r->req.length);
+		dbk_nvmf_request_release(&r->req);
+		r->bounce = b;
+		r->req.iov[0].iov_base = b;
+		r->req.iov[0].iov_len = r->req.length;
+		r->req.iovcnt = 1;	/* c->diov may point at r->req.iov: it follows */
+		if (c->pg)
+			c->pg->st.lent_writes_bounced++;
+	}
+	return any;
+}
+
 /* Every 100 ms: stalled lent payloads (above), and connections that never sent their ICReq. */
 static int group_watchdog(void *ctx)
 {
@@ -1505,6 +1607,9 @@ static int group_watchdog(void *ctx)
 			}
 		}
 		c->tx_progress_seen = c->tx_progress;
+		if (c->active && c->rx_progress == c->rx_progress_seen && !c->closing && conn_bounce_lent_writes(c))
+			busy = 1;
+		c->rx_progress_seen = c->rx_progress;
 	}
 	return busy ? DBK_POLLER_BUSY : DBK_POLLER_IDLE;
 }
@@ -1662,6 +1767,9 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "bytes_sent_zcopy", json_integer((json_int_t)pg->st.tx_zcopy_bytes));
 	json_object_set_new(obj, "c2h_pdus_lent", json_integer((json_int_t)pg->st.tx_lent_pdus));
 	json_object_set_new(obj, "lent_payloads_bounced", json_integer((json_int_t)pg->st.lent_bounced));
+	json_object_set_new(obj, "writes_lent", json_integer((json_int_t)pg->st.rx_lent_writes));
+	json_object_set_new(obj, "bytes_received_zcopy", json_integer((json_int_t)pg->st.rx_zcopy_bytes));
+	json_object_set_new(obj, "lent_writes_bounced", json_integer((json_int_t)pg->st.lent_writes_bounced));
 	json_object_set_new(obj, "icreq_timeouts", json_integer((json_int_t)pg->st.icreq_timeouts));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));
 	json_object_set_new(obj, "header_digest_errors", json_integer((json_int_t)pg->st.hdgst_errors));
@@ -1728,6 +1836,15 @@ static void conn_free(struct tcp_conn *c)
 		for (uint32_t i = 0; c->reqs && i < c->nreqs; i++)
 			if (c->reqs[i].nbufs)
 				pool_release(&c->reqs[i]);
+	}
+	/* Requests the transport still had (e.g. a Write waiting for its data when the core tore the qpair
+	 * down): give back lent bdev memory and private copies. */
+	for (uint32_t i = 0; c->reqs && i < c->nreqs; i++) {
+		struct tcp_req *r = &c->reqs[i];
+		if (r->req.lent)
+			dbk_nvmf_request_release(&r->req);
+		free(r->bounce);
+		r->bounce = NULL;
 	}
 	if (c->icd_mem)
 		munmap(c->icd_mem, c->icd_mem_len);

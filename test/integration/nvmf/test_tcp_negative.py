@@ -230,6 +230,94 @@ class TcpNegative(unittest.TestCase):
         finally:
             self.tgt.rpc("nvmf_delete_subsystem", nqn)
 
+    def test_bdev_deleted_under_stalled_zero_copy_write(self):
+        """A Write whose data goes straight into the malloc bdev's memory (zero copy), from a host that stops
+        sending half-way, must not pin the bdev: the write moves to a private buffer, deleting the bdev
+        completes promptly; a complete zero-copy write reads back right first."""
+        nqn = "nqn.2016-06.io.spdk:zcopyw"
+        self.tgt.rpc("bdev_malloc_create", 32, 512, "-b", "MallocW")
+        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000004")
+        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, "MallocW")
+        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        try:
+            before = self.wlend_stats()
+            h, cntlid = nt.admin_session(self.port, nqn)
+            io = nt.io_session(self.port, nqn, cntlid)
+            n = 128 * 1024
+            data = bytes((i * 7 + 3) & 0xFF for i in range(n))
+            io.submit(nt.sqe(0x01, 5, nsid=1, cdw10=64, cdw12=n // BS - 1, sgl_len=n))
+            r = io.wait_cpl()
+            self.assertEqual(r[0], "r2t", r)
+            _, cccid, ttag, r2to, r2tl = r
+            self.assertEqual(r2tl, n)
+            io.send(io.pdu(nt.H2C_DATA, struct.pack("<HHII", cccid, ttag, 0, n) + b"\0" * 4, data, flags=nt.F_LAST))
+            cpl = io.wait_cpl()
+            self.assertTrue(cpl.ok, cpl)
+            cpl, got = io.read(1, 64, n // BS, BS)
+            self.assertTrue(cpl.ok, cpl)
+            self.assertEqual(got, data)
+            lent, bounced = [a - b for a, b in zip(self.wlend_stats(), before)]
+            self.assertEqual((lent, bounced), (1, 0))
+            # now a write whose data stops after 40000 of 131072 bytes
+            io.submit(nt.sqe(0x01, 6, nsid=1, cdw10=512, cdw12=n // BS - 1, sgl_len=n))
+            r = io.wait_cpl()
+            self.assertEqual(r[0], "r2t", r)
+            _, cccid, ttag, r2to, r2tl = r
+            pdu = io.pdu(nt.H2C_DATA, struct.pack("<HHII", cccid, ttag, 0, n) + b"\0" * 4, data, flags=nt.F_LAST)
+            io.send(pdu[:24 + 40000])
+            deadline = time.time() + 10
+            while time.time() < deadline and self.wlend_stats()[1] - before[1] < 1:
+                time.sleep(0.05)
+            self.assertEqual(self.wlend_stats()[1] - before[1], 1, "the stalled write still holds bdev memory")
+            t0 = time.time()
+            self.tgt.rpc("bdev_malloc_delete", "MallocW")
+            took = time.time() - t0
+            self.assertLess(took, 5.0, "bdev_malloc_delete waited %.1f s for a host that does not send" % took)
+            self.assertNotIn("MallocW", [b["name"] for b in self.tgt.rpc("bdev_get_bdevs")])
+            io.send(pdu[24 + 40000:])
+            cpl = io.wait_cpl()
+            self.assertFalse(cpl.ok, "a write to a deleted namespace succeeded: %r" % cpl)
+            io.close()
+            h.close()
+        finally:
+            self.tgt.rpc("nvmf_delete_subsystem", nqn)
+
+    def test_controller_gone_under_zero_copy_write(self):
+        """The host's admin connection closes (the controller and all its queues are torn down by the target)
+        while a zero-copy Write still waits for its data: the lent bdev memory is given back, so deleting
+        the bdev afterwards completes."""
+        nqn = "nqn.2016-06.io.spdk:zcopyw2"
+        self.tgt.rpc("bdev_malloc_create", 8, 512, "-b", "MallocW2")
+        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000005")
+        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, "MallocW2")
+        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        try:
+            before = self.wlend_stats()
+            h, cntlid = nt.admin_session(self.port, nqn)
+            io = nt.io_session(self.port, nqn, cntlid)
+            n = 64 * 1024
+            io.submit(nt.sqe(0x01, 7, nsid=1, cdw10=0, cdw12=n // BS - 1, sgl_len=n))
+            r = io.wait_cpl()
+            self.assertEqual(r[0], "r2t", r)
+            self.assertEqual(self.wlend_stats()[0] - before[0], 1)
+            h.close()   # the controller goes; its I/O queue with it
+            io.expect_close()
+            t0 = time.time()
+            self.tgt.rpc("bdev_malloc_delete", "MallocW2")
+            self.assertLess(time.time() - t0, 5.0)
+            self.assertNotIn("MallocW2", [b["name"] for b in self.tgt.rpc("bdev_get_bdevs")])
+            io.close()
+        finally:
+            self.tgt.rpc("nvmf_delete_subsystem", nqn)
+
+    def wlend_stats(self):
+        lent = bounced = 0
+        for g in self.tgt.rpc("nvmf_get_stats")["poll_groups"]:
+            for t in g.get("transports", []):
+                lent += t.get("writes_lent", 0)
+                bounced += t.get("lent_writes_bounced", 0)
+        return lent, bounced
+
     def zcopy_stats(self):
         lent = bounced = 0
         for g in self.tgt.rpc("nvmf_get_stats")["poll_groups"]:

@@ -56,6 +56,8 @@ struct harness {
 	uint16_t port;
 	bool lend;		/* this core double lends g_disk for reads the transport allows (lend_ok) */
 	int lends, releases;
+	bool lend_write;	/* ... and for writes (dbk_nvmf_request_lend_write) */
+	int wlends, wlend_execs;
 };
 
 static struct harness H;
@@ -126,6 +128,11 @@ void dbk_nvmf_request_exec(struct dbk_nvmf_request *req)
 			qp->sq_flow_control_disabled = cc->cattr & 0x4;
 			req->rsp->cdw0 = 1;
 		}
+	} else if (cmd->opc == NVME_OPC_WRITE && req->lent) {
+		/* Zero-copy write: the transport received the data into g_disk itself. */
+		assert_ptr_equal(req->iov[0].iov_base, g_disk + (uint64_t)cmd->cdw10 * 512);
+		req->lent = false;
+		H.wlend_execs++;
 	} else if (cmd->opc == NVME_OPC_WRITE || cmd->opc == NVME_OPC_READ) {
 		uint64_t off = (uint64_t)cmd->cdw10 * 512;
 		if (off + req->length > DISK_SIZE) {
@@ -195,6 +202,21 @@ void dbk_nvmf_request_release(struct dbk_nvmf_request *req)
 		return;
 	req->lent = false;
 	H.releases++;
+}
+
+bool dbk_nvmf_request_lend_write(struct dbk_nvmf_request *req)
+{
+	const struct nvme_cmd *cmd = req->cmd;
+	uint64_t off = (uint64_t)cmd->cdw10 * 512;
+	if (!H.lend_write || !req->lend_ok || cmd->opc != NVME_OPC_WRITE || req->xfer != DBK_NVMF_XFER_HOST_TO_CTRLR ||
+	    off + req->length > DISK_SIZE)
+		return false;
+	req->iov[0].iov_base = g_disk + off;
+	req->iov[0].iov_len = req->length;
+	req->iovcnt = 1;
+	req->lent = true;
+	H.wlends++;
+	return true;
 }
 
 void dbk_nvmf_qpair_disconnect(struct dbk_nvmf_qpair *qp)
@@ -1509,6 +1531,172 @@ static void test_lent_reads_stalled_host(void **state)
 	on_reactor(set_lend, &on);
 }
 
+static void read_wlends(void *arg)
+{
+	int *v = arg;
+	v[0] = H.wlends;
+	v[1] = H.wlend_execs;
+	v[2] = H.releases;
+}
+
+static void set_lend_write(void *arg)
+{
+	H.lend_write = *(bool *)arg;
+	H.wlends = H.wlend_execs = H.releases = 0;
+}
+
+static int64_t stat_of(const char *name)
+{
+	json_t *s = json_object();
+	on_reactor(dump_stats, s);
+	int64_t v = json_integer_value(json_object_get(s, name));
+	json_decref(s);
+	return v;
+}
+
+/* One R2T write of len bytes at slba, its H2CData cut into pieces of at most piece bytes. */
+static void host_r2t_write(struct host *h, uint16_t cid, uint32_t slba, const uint8_t *data, uint32_t len,
+			   uint32_t piece)
+{
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_WRITE, cid, slba, len, false);
+	host_capsule(h, &c, NULL, 0);
+	uint32_t done = 0;
+	while (done < len) {
+		assert_int_equal(host_recv_pdu(h), NVME_TCP_PDU_R2T);
+		const struct nvme_tcp_r2t_hdr *r = (const void *)g_rx;
+		assert_int_equal(r->cccid, cid);
+		assert_int_equal(r->r2to, done);
+		uint16_t ttag = r->ttag;
+		uint32_t end = done + r->r2tl;
+		size_t n = 0;
+		while (done < end) {
+			uint32_t p = end - done < piece ? end - done : piece;
+			n += build_h2c(h, g_tx + n, cid, ttag, done, data + done, p, done + p == end);
+			done += p;
+		}
+		host_send(h, g_tx, n);
+	}
+	expect_rsp(h, cid, ST_OK);
+}
+
+/*
+ * Zero-copy writes: H2C data lands straight in the (core double's) bdev memory, across one or several R2Ts
+ * and H2CData PDUs of uneven sizes; in-capsule writes are not lent; nothing stays lent after the qpair is gone.
+ */
+static void test_lent_writes(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend_write, &on);
+	struct host h;
+	host_session(&h, 0);
+	static uint8_t data[1u << 20];
+	static const uint32_t sizes[] = {8192, 131072, 300000 / 512 * 512, 1u << 20};
+	uint32_t slba = 7, lent_bytes = 0;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		fill_pattern(data, sizes[i], 40 + i);
+		host_r2t_write(&h, (uint16_t)(20 + i), slba, data, sizes[i], i == 2 ? 50000 : 131072);
+		assert_memory_equal(g_disk + (size_t)slba * 512, data, sizes[i]);
+		lent_bytes += sizes[i];
+		slba += sizes[i] / 512 + 5;
+	}
+	/* In-capsule data arrives before the command is known: copied as before. */
+	fill_pattern(data, 4096, 50);
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_WRITE, 30, 3000, 4096, true);
+	host_capsule(&h, &c, data, 4096);
+	expect_rsp(&h, 30, ST_OK);
+	assert_memory_equal(g_disk + 3000 * 512, data, 4096);
+	host_close(&h);
+	wait_no_qpairs();
+	int v[3];
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[0], 4);	/* lent */
+	assert_int_equal(v[1], 4);	/* executed in place */
+	assert_int_equal(v[2], 0);	/* none had to be given back */
+	assert_int_equal(stat_of("writes_lent"), 4);
+	assert_int_equal(stat_of("bytes_received_zcopy"), lent_bytes);
+	on = false;
+	on_reactor(set_lend_write, &on);
+}
+
+/* With a data digest no write is lent (bytes already in the bdev could not be taken back on a bad digest). */
+static void test_lent_writes_not_with_ddgst(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend_write, &on);
+	struct host h;
+	host_session(&h, 2);
+	static uint8_t data[65536];
+	fill_pattern(data, sizeof(data), 60);
+	host_r2t_write(&h, 5, 64, data, sizeof(data), 65536);
+	assert_memory_equal(g_disk + 64 * 512, data, sizeof(data));
+	host_close(&h);
+	wait_no_qpairs();
+	int v[3];
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[0], 0);
+	on = false;
+	on_reactor(set_lend_write, &on);
+}
+
+/*
+ * A host that stops sending in the middle of a lent write's data: within a fraction of a second the
+ * write moves to a private buffer (the bytes so far copied) and the bdev memory is given back; when the
+ * host resumes, the write completes with the right bytes. Then a host that vanishes mid-data.
+ */
+static void test_lent_writes_stalled_host(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend_write, &on);
+	struct host h;
+	host_session(&h, 0);
+	static uint8_t data[131072];
+	fill_pattern(data, sizeof(data), 70);
+	memset(g_disk + 256 * 512, 0, sizeof(data));
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_WRITE, 40, 256, sizeof(data), false);
+	host_capsule(&h, &c, NULL, 0);
+	assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_R2T);
+	uint16_t ttag = ((const struct nvme_tcp_r2t_hdr *)(const void *)g_rx)->ttag;
+	size_t n = build_h2c(&h, g_tx, 40, ttag, 0, data, sizeof(data), true);
+	size_t first = 24 + 50000;
+	host_send(&h, g_tx, first);	/* header and 50000 bytes of data, then silence */
+	int v[3] = {0, 0, 0};
+	for (int i = 0; i < 300 && v[2] < 1; i++) {
+		usleep(10000);
+		on_reactor(read_wlends, v);
+	}
+	assert_int_equal(v[0], 1);
+	assert_int_equal(v[2], 1);	/* given back while the host is silent */
+	assert_int_equal(stat_of("lent_writes_bounced"), 1);
+	host_send(&h, g_tx + first, n - first);
+	expect_rsp(&h, 40, ST_OK);
+	assert_memory_equal(g_disk + 256 * 512, data, sizeof(data));
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[1], 0);	/* executed from the private buffer, not in place */
+
+	/* Vanish (RST) in the middle of the data: the lent memory is released with the qpair. */
+	make_cmd(&c, NVME_OPC_WRITE, 41, 512, sizeof(data), false);
+	host_capsule(&h, &c, NULL, 0);
+	assert_int_equal(host_recv_pdu(&h), NVME_TCP_PDU_R2T);
+	ttag = ((const struct nvme_tcp_r2t_hdr *)(const void *)g_rx)->ttag;
+	n = build_h2c(&h, g_tx, 41, ttag, 0, data, sizeof(data), true);
+	host_send(&h, g_tx, 24 + 1000);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	host_close(&h);
+	wait_no_qpairs();
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[0], 2);
+	assert_int_equal(v[2], 2);
+	on = false;
+	on_reactor(set_lend_write, &on);
+}
+
 /* HPDA: C2HData PDO aligned to (hpda + 1) * 4 bytes, pad zeroed. */
 static void test_hpda(void **state)
 {
@@ -1818,6 +2006,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lent_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lent_reads_not_with_ddgst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lent_reads_stalled_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_writes_not_with_ddgst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_writes_stalled_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz_mutations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_bad_opts, setup, teardown),
