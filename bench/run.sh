@@ -33,7 +33,12 @@
 #   CEILING_SIZE   bytes per send() and recv() buffer for the ceiling (131072)
 #   RESULTS_DIR    keep every run's JSON there (default: a temporary directory, path printed at the end)
 #   TGT_ARGS / PERF_ARGS   extra arguments
-#   TRANSPORT_ARGS extra nvmf_create_transport arguments, e.g. "--congestion-control cubic" or "--no-zcopy"
+#   TRANSPORT_ARGS extra nvmf_create_transport arguments, e.g. "--no-zcopy"
+#   TCP_CC         TCP congestion control of every connection: the target's (congestion_control transport
+#                  option), daosblk-perf's and the ceiling's (--congestion-control on each). Default cubic when
+#                  the kernel has it: a pacing algorithm such as bbr (a common system default) costs 25-40 % of
+#                  a core at these rates on loopback. TCP_CC=system keeps the system default
+#                  (/proc/sys/net/ipv4/tcp_congestion_control) everywhere.
 set -euo pipefail
 
 for arg in "$@"; do
@@ -73,6 +78,13 @@ TGT_ARGS=${TGT_ARGS:-}
 PERF_ARGS=${PERF_ARGS:-}
 CEILING=${CEILING:-$([[ $BDEV == malloc ]] && echo 1 || echo 0)}
 CEILING_SIZE=${CEILING_SIZE:-131072}
+if [[ -z ${TCP_CC:-} ]]; then
+	TCP_CC=system
+	grep -qw cubic /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null && TCP_CC=cubic
+fi
+cc_args=()
+[[ $TCP_CC != system ]] && cc_args=(--congestion-control "$TCP_CC")
+CC_DESC=$([[ $TCP_CC == system ]] && echo "system default, $(cat /proc/sys/net/ipv4/tcp_congestion_control)" || echo "$TCP_CC")
 
 # name  pattern  io-size  depth  read%
 ALL_WORKLOADS="
@@ -127,7 +139,7 @@ if [[ $CEILING == 1 ]]; then
 			if [[ $dir == read ]]; then s=$tgt_core r=$perf_core; else s=$perf_core r=$tgt_core; fi
 			log "raw TCP ceiling, $dir direction (core $s -> core $r) run $rep/$REPEAT (${RUNTIME}s)"
 			out=$RESULTS_DIR/ceiling-$dir.$rep.json
-			"$CEIL" --size "$CEILING_SIZE" --seconds "$RUNTIME" --send-core "$s" --recv-core "$r" --json \
+			"$CEIL" --size "$CEILING_SIZE" --seconds "$RUNTIME" --send-core "$s" --recv-core "$r" --json "${cc_args[@]}" \
 				>"$out" 2>"$out.err" || die "daosblk-tcp-ceiling failed ($dir, run $rep): $(tail -3 "$out.err")"
 		done
 	done
@@ -167,7 +179,7 @@ done
 [[ -S $SOCK ]] || die "daosblk-tgt RPC socket $SOCK did not appear"
 
 # shellcheck disable=SC2086
-rpc nvmf_create_transport -t TCP ${TRANSPORT_ARGS:-}
+rpc nvmf_create_transport -t TCP "${cc_args[@]}" ${TRANSPORT_ARGS:-}
 case $BDEV in
 malloc)
 	rpc bdev_malloc_create "$SIZE_MB" "$BLOCK_SIZE" -b Bench0
@@ -211,7 +223,7 @@ run_one() { # name pattern size depth mix rep
 	local args=(-r "$trid" -w "$pat" -o "$size" -q "$depth" -t "$RUNTIME" -c "$PERF_MASK" --json --no-progress)
 	[[ $mix != - ]] && args+=(-M "$mix")
 	# shellcheck disable=SC2206
-	args+=("${digest_args[@]}" $PERF_ARGS)
+	args+=("${digest_args[@]}" "${cc_args[@]}" $PERF_ARGS)
 	local t0 c0 t1 c1
 	t0=$(now_ns); c0=$(cpu_ticks)
 	if ! "$PERF" "${args[@]}" >"$out" 2>"$out.err"; then
@@ -272,7 +284,8 @@ EOF
 echo
 echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build ${build_type:-RelWithDebInfo (default)}${sanitize:+ (sanitize=$sanitize)};"
 echo "machine: ${cpu_model:-unknown CPU}, $(nproc) online cores, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); kernel $(uname -r);"
-echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks; nvmf_create_transport -t TCP${TRANSPORT_ARGS:+ $TRANSPORT_ARGS} (TCP congestion control: $(echo "${TRANSPORT_ARGS:-}" | sed -n 's/.*--congestion-control[ =]\([^ ]*\).*/\1/p' | grep . || echo "system default, $(cat /proc/sys/net/ipv4/tcp_congestion_control)"));"
+echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks; nvmf_create_transport -t TCP${cc_args[*]:+ ${cc_args[*]}}${TRANSPORT_ARGS:+ $TRANSPORT_ARGS};"
+echo "TCP congestion control of the target's, daosblk-perf's and the ceiling's connections: $CC_DESC (TCP_CC);"
 echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column;"
 echo "load average before the runs: $LOAD_START (other work on these cores skews the numbers; bench on an idle machine);"
 echo "target CPU % = utime+stime delta of the daosblk-tgt process over each daosblk-perf run (100 = one core)."

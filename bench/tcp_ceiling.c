@@ -181,6 +181,8 @@ static void usage(FILE *f)
 		"  --seconds S      length of the measured window, may be fractional (5)\n"
 		"  --send-core N    pin the sender thread to core N, -1 = not pinned (0)\n"
 		"  --recv-core N    pin the receiver thread to core N, -1 = not pinned (1)\n"
+		"  --congestion-control NAME  TCP congestion control of both ends, set before listen()/connect()\n"
+		"                   (default: the system's; see /proc/sys/net/ipv4/tcp_available_congestion_control)\n"
 		"  --json           one JSON object on stdout instead of the text lines\n"
 		"  -h, --help       this text\n"
 		"\n"
@@ -251,13 +253,15 @@ int main(int argc, char **argv)
 	double seconds = 5;
 	int send_core = 0, recv_core = 1;
 	bool json = false;
-	enum { O_SIZE = 256, O_SECONDS, O_SEND_CORE, O_RECV_CORE, O_JSON };
+	const char *cc = NULL;
+	enum { O_SIZE = 256, O_SECONDS, O_SEND_CORE, O_RECV_CORE, O_JSON, O_CC };
 	static const struct option opts[] = {
 		{"size", required_argument, NULL, O_SIZE},
 		{"seconds", required_argument, NULL, O_SECONDS},
 		{"send-core", required_argument, NULL, O_SEND_CORE},
 		{"recv-core", required_argument, NULL, O_RECV_CORE},
 		{"json", no_argument, NULL, O_JSON},
+		{"congestion-control", required_argument, NULL, O_CC},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -290,6 +294,9 @@ int main(int argc, char **argv)
 		case O_JSON:
 			json = true;
 			break;
+		case O_CC:
+			cc = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -308,12 +315,19 @@ int main(int argc, char **argv)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t sl = sizeof(sa);
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cc && lfd >= 0 && cfd >= 0 &&
+	    (setsockopt(lfd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0 ||
+	     setsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)) {
+		fprintf(stderr, "tcp-ceiling: --congestion-control %s: %s (see "
+			"/proc/sys/net/ipv4/tcp_available_congestion_control)\n", cc, strerror(errno));
+		return 2;
+	}
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 1) != 0 ||
 	    getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
 		fprintf(stderr, "tcp-ceiling: listen on 127.0.0.1: %s\n", strerror(errno));
 		return 1;
 	}
-	int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		fprintf(stderr, "tcp-ceiling: connect to 127.0.0.1:%u: %s\n", ntohs(sa.sin_port), strerror(errno));
 		return 1;
@@ -324,6 +338,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(lfd);
+	char ccname[32] = "";	/* what the kernel runs on the sending side */
+	socklen_t ccl = sizeof(ccname) - 1;
+	if (getsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, ccname, &ccl) != 0)
+		snprintf(ccname, sizeof(ccname), "?");
 	int one = 1;
 	if (fcntl(cfd, F_SETFL, O_NONBLOCK) != 0 || fcntl(afd, F_SETFL, O_NONBLOCK) != 0) {
 		fprintf(stderr, "tcp-ceiling: O_NONBLOCK: %s\n", strerror(errno));
@@ -414,7 +432,8 @@ int main(int argc, char **argv)
 	}
 
 	if (json) {
-		printf("{\"size\": %zu, \"seconds\": %.3f, \"send_core\": %d, \"recv_core\": %d, "
+		printf("{\"congestion_control\": \"%s\", ", ccname);
+		printf("\"size\": %zu, \"seconds\": %.3f, \"send_core\": %d, \"recv_core\": %d, "
 		       "\"bytes\": %" PRIu64 ", \"messages\": %" PRIu64 ", \"gbps\": %.3f, \"gibps\": %.3f, "
 		       "\"sent_total\": %" PRIu64 ", \"received_total\": %" PRIu64 ", \"ok\": %s, ",
 		       size, window, send_core, recv_core, rx_at_end, snd.win_msgs, gbps,
@@ -425,8 +444,8 @@ int main(int argc, char **argv)
 		print_side_json(&rcv, window);
 		printf("}\n");
 	} else {
-		printf("loopback TCP, %zu B send()s, %.2f s: %.2f GB/s (%.2f GiB/s), %" PRIu64 " bytes received\n",
-		       size, window, gbps, (double)rx_at_end / window / (1024.0 * 1024 * 1024), rx_at_end);
+		printf("loopback TCP (%s), %zu B send()s, %.2f s: %.2f GB/s (%.2f GiB/s), %" PRIu64 " bytes received\n",
+		       ccname, size, window, gbps, (double)rx_at_end / window / (1024.0 * 1024 * 1024), rx_at_end);
 		print_side_text(&snd, window);
 		print_side_text(&rcv, window);
 	}

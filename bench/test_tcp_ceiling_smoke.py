@@ -48,7 +48,17 @@ for side, core in (("sender", send_core), ("receiver", recv_core)):
     if s["core"] != core or s["bytes"] <= 0 or s["calls"] <= 0 or s["cpu_pct"] <= 0:
         fail(f"{side}: {s}")
 
-for bad in (["--size", "0"], ["--seconds", "0"], ["--send-core", "x"], ["--bogus"], ["extra"]):
+with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+    system_cc = f.read().strip()
+if r.get("congestion_control") != system_cc:
+    fail(f"congestion_control {r.get('congestion_control')!r}, the system's is {system_cc!r}")
+# reno is always built in: asked for, it is what the connection runs
+p = subprocess.run([tool, "--seconds", "0.2", "--congestion-control", "reno", "--json"], capture_output=True,
+                   text=True, timeout=30)
+if p.returncode != 0 or json.loads(p.stdout).get("congestion_control") != "reno":
+    fail(f"--congestion-control reno: exit {p.returncode}, {p.stdout.strip()} {p.stderr.strip()}")
+
+for bad in (["--congestion-control", "nosuch"], ["--size", "0"], ["--seconds", "0"], ["--send-core", "x"], ["--bogus"], ["extra"]):
     p = subprocess.run([tool, *bad], capture_output=True, text=True, timeout=30)
     if p.returncode != 2:
         fail(f"{bad} exited {p.returncode}, expected 2 (bad usage)")
