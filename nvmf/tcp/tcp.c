@@ -49,9 +49,7 @@
 #define TCP_MAX_ICD_SIZE (1024u * 1024u)
 #define TCP_REQ_HDR_SIZE (NVME_TCP_MAX_HDR_LEN + NVME_TCP_DIGEST_LEN)
 #define TCP_ACCEPT_BATCH 64
-#define TCP_SPLICE_MIN 16384u
-#define TCP_LEND_MIN 16384u			/* smaller reads and writes are copied, not lent */
-#define TCP_PREFETCH_MAX 16384u			/* lent payloads copied by sendmsg: prefetched up to this size */			/* lent C2H payloads this large go out by vmsplice+splice */
+#define TCP_SPLICE_MIN 16384u			/* lent C2H payloads this large go out by vmsplice+splice */
 #define TCP_PIPE_SIZE (1024u * 1024u)
 #define TCP_LEND_STALL_US 100000u		/* a connection whose sends stall this long stops holding lent memory */
 #define TCP_ICREQ_TIMEOUT_MS 10000u		/* a connection that sends no ICReq this long is closed */
@@ -648,11 +646,8 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 		}
 		r->req.xfer = dir == 1 ? DBK_NVMF_XFER_HOST_TO_CTRLR : DBK_NVMF_XFER_CTRLR_TO_HOST;
 		/* Zero-copy: not with a data digest (a read's CRC must cover bytes that cannot change; a write's
-		 * bytes could not be taken back when its digest fails), and only for large transfers: a small
-		 * payload is cheaper to copy through our cache-warm buffers (the bdev's memory is usually cold,
-		 * and the kernel copies cold memory slower than memcpy: 4 KiB random reads at QD128 went from
-		 * 454K to 530K IOPS without lending). */
-		r->req.lend_ok = c->tt->base.opts.zcopy && !c->ddgst && len >= TCP_LEND_MIN;
+		 * bytes could not be taken back when its digest fails). */
+		r->req.lend_ok = c->tt->base.opts.zcopy && !c->ddgst;
 		r->req.length = len;
 		r->orig_len = len;
 		if (dir == 1 && r->req.lend_ok && dbk_nvmf_request_lend_write(&r->req)) {

@@ -1395,9 +1395,9 @@ static void set_lend(void *arg)
 }
 
 /*
- * Zero-copy reads: the core lends its memory for reads of 16 KiB and more, which go out by vmsplice+splice;
- * smaller ones are copied as before; the host gets the right bytes and every lent buffer is released by the
- * time the qpair is gone.
+ * Zero-copy reads: the core lends its memory; payloads of 16 KiB and more go out by vmsplice+splice,
+ * smaller ones by sendmsg from the lent memory; the host gets the right bytes and every lent buffer is
+ * released by the time the qpair is gone.
  */
 static void test_lent_reads(void **state)
 {
@@ -1435,12 +1435,12 @@ static void test_lent_reads(void **state)
 	wait_no_qpairs();
 	int lr[2];
 	on_reactor(read_lends, lr);
-	assert_int_equal(lr[0], 6);	/* all but the 4 KiB read: small payloads are copied, not lent */
-	assert_int_equal(lr[1], 6);
+	assert_int_equal(lr[0], 7);
+	assert_int_equal(lr[1], 7);
 	json_t *s = json_object();
 	on_reactor(dump_stats, s);
 	assert_int_equal(json_integer_value(json_object_get(s, "bytes_sent_zcopy")), spliced);
-	assert_int_equal(json_integer_value(json_object_get(s, "c2h_pdus_lent")), 6);
+	assert_int_equal(json_integer_value(json_object_get(s, "c2h_pdus_lent")), 7);
 	json_decref(s);
 	on = false;
 	on_reactor(set_lend, &on);
@@ -1592,14 +1592,13 @@ static void test_lent_writes(void **state)
 	struct host h;
 	host_session(&h, 0);
 	static uint8_t data[1u << 20];
-	static const uint32_t sizes[] = {8192, 16384, 131072, 300000 / 512 * 512, 1u << 20};
+	static const uint32_t sizes[] = {8192, 131072, 300000 / 512 * 512, 1u << 20};
 	uint32_t slba = 7, lent_bytes = 0;
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		fill_pattern(data, sizes[i], 40 + i);
-		host_r2t_write(&h, (uint16_t)(20 + i), slba, data, sizes[i], i == 3 ? 50000 : 131072);
+		host_r2t_write(&h, (uint16_t)(20 + i), slba, data, sizes[i], i == 2 ? 50000 : 131072);
 		assert_memory_equal(g_disk + (size_t)slba * 512, data, sizes[i]);
-		if (sizes[i] >= 16384)	/* smaller writes are copied, not lent */
-			lent_bytes += sizes[i];
+		lent_bytes += sizes[i];
 		slba += sizes[i] / 512 + 5;
 	}
 	/* In-capsule data arrives before the command is known: copied as before. */
