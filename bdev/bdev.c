@@ -1467,20 +1467,32 @@ bool dbk_bdev_can_lend_read(const struct dbk_bdev *bdev)
 	return bdev && bdev->lends_read && native_supported(bdev, DBK_BDEV_IO_TYPE_READ);
 }
 
-int dbk_bdev_read_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
-			      uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
+/* Zero-copy read or write: one {NULL, len} iovec the bdev points at its own memory (see bdev.h). */
+static int lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, enum dbk_bdev_io_type type,
+		       struct iovec *iov, uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb,
+		       void *cb_arg)
 {
 	struct dbk_bdev *bdev;
+	bool can;
 
 	if (desc == NULL || iov == NULL)
 		return -EINVAL;
 	bdev = desc->bdev;
-	if (!dbk_bdev_can_lend_read(bdev) || (bdev->max_rw_blocks && num_blocks > bdev->max_rw_blocks))
+	/* A write lend must complete inline, and QoS may hold an I/O back. */
+	can = type == DBK_BDEV_IO_TYPE_READ ? dbk_bdev_can_lend_read(bdev)
+					    : dbk_bdev_can_lend_write(bdev) && !qos_limited(bdev, type);
+	if (!can || (bdev->max_rw_blocks && num_blocks > bdev->max_rw_blocks))
 		return -ENOTSUP;
 	if (num_blocks > SIZE_MAX / bdev->blocklen || iov->iov_len != num_blocks * bdev->blocklen)
 		return -EINVAL;
 	iov->iov_base = NULL;
-	return submit(desc, ch, DBK_BDEV_IO_TYPE_READ, iov, 1, offset_blocks, num_blocks, cb, cb_arg);
+	return submit(desc, ch, type, iov, 1, offset_blocks, num_blocks, cb, cb_arg);
+}
+
+int dbk_bdev_read_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
+			      uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
+{
+	return lend_blocks(desc, ch, DBK_BDEV_IO_TYPE_READ, iov, offset_blocks, num_blocks, cb, cb_arg);
 }
 
 bool dbk_bdev_can_lend_write(const struct dbk_bdev *bdev)
@@ -1491,19 +1503,7 @@ bool dbk_bdev_can_lend_write(const struct dbk_bdev *bdev)
 int dbk_bdev_write_lend_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov,
 			       uint64_t offset_blocks, uint64_t num_blocks, dbk_bdev_io_completion_cb cb, void *cb_arg)
 {
-	struct dbk_bdev *bdev;
-
-	if (desc == NULL || iov == NULL)
-		return -EINVAL;
-	bdev = desc->bdev;
-	/* QoS may hold an I/O back, and a lend must complete inline. */
-	if (!dbk_bdev_can_lend_write(bdev) || (bdev->max_rw_blocks && num_blocks > bdev->max_rw_blocks) ||
-	    qos_limited(bdev, DBK_BDEV_IO_TYPE_WRITE))
-		return -ENOTSUP;
-	if (num_blocks > SIZE_MAX / bdev->blocklen || iov->iov_len != num_blocks * bdev->blocklen)
-		return -EINVAL;
-	iov->iov_base = NULL;
-	return submit(desc, ch, DBK_BDEV_IO_TYPE_WRITE, iov, 1, offset_blocks, num_blocks, cb, cb_arg);
+	return lend_blocks(desc, ch, DBK_BDEV_IO_TYPE_WRITE, iov, offset_blocks, num_blocks, cb, cb_arg);
 }
 
 int dbk_bdev_writev_blocks(struct dbk_bdev_desc *desc, struct dbk_io_channel *ch, struct iovec *iov, int iovcnt,

@@ -1833,14 +1833,13 @@ static void conn_free(struct tcp_conn *c)
 			if (c->grp_next)
 				c->grp_next->grp_prev = c->grp_prev;
 		}
-		for (uint32_t i = 0; c->reqs && i < c->nreqs; i++)
-			if (c->reqs[i].nbufs)
-				pool_release(&c->reqs[i]);
 	}
 	/* Requests the transport still had (e.g. a Write waiting for its data when the core tore the qpair
-	 * down): give back lent bdev memory and private copies. */
+	 * down): give back pool buffers, lent bdev memory and private copies. */
 	for (uint32_t i = 0; c->reqs && i < c->nreqs; i++) {
 		struct tcp_req *r = &c->reqs[i];
+		if (pg && r->nbufs)
+			pool_release(r);
 		if (r->req.lent)
 			dbk_nvmf_request_release(&r->req);
 		free(r->bounce);

@@ -200,10 +200,7 @@ class TcpNegative(unittest.TestCase):
         """Reads sent from the malloc bdev's own memory (zero copy) to a host that stopped reading must
         not pin the bdev: deleting it completes promptly, the host can still vanish, nothing leaks."""
         nqn = "nqn.2016-06.io.spdk:zcopy"
-        self.tgt.rpc("bdev_malloc_create", 32, 512, "-b", "MallocZ")
-        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000003")
-        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, "MallocZ")
-        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        self.export_extra(nqn, "MallocZ", 32, "SPDK00000000000003")
         try:
             before = self.zcopy_stats()
             h, cntlid = nt.admin_session(self.port, nqn)
@@ -235,10 +232,7 @@ class TcpNegative(unittest.TestCase):
         sending half-way, must not pin the bdev: the write moves to a private buffer, deleting the bdev
         completes promptly; a complete zero-copy write reads back right first."""
         nqn = "nqn.2016-06.io.spdk:zcopyw"
-        self.tgt.rpc("bdev_malloc_create", 32, 512, "-b", "MallocW")
-        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000004")
-        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, "MallocW")
-        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        self.export_extra(nqn, "MallocW", 32, "SPDK00000000000004")
         try:
             before = self.wlend_stats()
             h, cntlid = nt.admin_session(self.port, nqn)
@@ -287,10 +281,7 @@ class TcpNegative(unittest.TestCase):
         while a zero-copy Write still waits for its data: the lent bdev memory is given back, so deleting
         the bdev afterwards completes."""
         nqn = "nqn.2016-06.io.spdk:zcopyw2"
-        self.tgt.rpc("bdev_malloc_create", 8, 512, "-b", "MallocW2")
-        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", "SPDK00000000000005")
-        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, "MallocW2")
-        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        self.export_extra(nqn, "MallocW2", 8, "SPDK00000000000005")
         try:
             before = self.wlend_stats()
             h, cntlid = nt.admin_session(self.port, nqn)
@@ -309,6 +300,13 @@ class TcpNegative(unittest.TestCase):
             io.close()
         finally:
             self.tgt.rpc("nvmf_delete_subsystem", nqn)
+
+    def export_extra(self, nqn, bdev, size_mib, serial):
+        """A malloc bdev (512 B blocks) as namespace 1 of a new subsystem on the test's listener."""
+        self.tgt.rpc("bdev_malloc_create", size_mib, 512, "-b", bdev)
+        self.tgt.rpc("nvmf_create_subsystem", nqn, "-a", "-s", serial)
+        self.tgt.rpc("nvmf_subsystem_add_ns", nqn, bdev)
+        self.tgt.rpc("nvmf_subsystem_add_listener", nqn, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
 
     def wlend_stats(self):
         lent = bounced = 0
