@@ -630,6 +630,11 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 			req_fail(r, NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID);
 			return;
 		}
+		if (r->req.lent || r->bounce) {
+			/* Received into lent bdev memory (icd_lend), or into a private copy when it stalled. */
+			req_exec(r);
+			return;
+		}
 		r->req.xfer = DBK_NVMF_XFER_HOST_TO_CTRLR;
 		r->req.length = len;
 		r->orig_len = len;
@@ -957,6 +962,37 @@ static void rx_icreq(struct tcp_conn *c)
 	rx_reset(c);
 }
 
+/*
+ * A Write whose data comes in the capsule: when the bdev lends memory for the written blocks, receive the data
+ * there instead of into the request's in-capsule buffer (one copy fewer; a large payload then goes from the
+ * socket to the bdev with no copy at all). Only what capsule_ready would accept as it is; anything else takes
+ * the buffer and capsule_ready reports the error. Not with a data digest (bytes that fail it could not be taken
+ * back). False: no lend, nothing changed.
+ */
+static bool icd_lend(struct tcp_conn *c, struct tcp_req *r)
+{
+	const struct nvme_cmd *cmd = &r->cmd;
+	const struct nvme_sgl_desc *sgl = &cmd->sgl1;
+	if (!c->tt->base.opts.zcopy || c->ddgst || !r->cid_owned || cmd->opc == NVME_OPC_FABRIC ||
+	    (cmd->opc & 3) != 1 || sgl->type != NVME_SGL_TYPE_DATA_BLOCK || sgl->subtype != NVME_SGL_SUBTYPE_OFFSET ||
+	    sgl->address != 0 || sgl->length != c->data_len || c->data_len > c->tt->base.opts.max_io_size)
+		return false;
+	r->req.xfer = DBK_NVMF_XFER_HOST_TO_CTRLR;
+	r->req.length = c->data_len;
+	r->orig_len = c->data_len;
+	r->req.lend_ok = true;
+	if (!dbk_nvmf_request_lend_write(&r->req)) {
+		r->req.xfer = DBK_NVMF_XFER_NONE;
+		r->req.length = 0;
+		r->orig_len = 0;
+		r->req.lend_ok = false;
+		return false;
+	}
+	if (c->pg)
+		c->pg->st.rx_lent_writes++;
+	return true;
+}
+
 static void rx_capsule(struct tcp_conn *c)
 {
 	const struct nvme_tcp_cmd *pc = (const struct nvme_tcp_cmd *)(const void *)c->hbuf;
@@ -985,6 +1021,7 @@ static void rx_capsule(struct tcp_conn *c)
 	r->r2t_end = 0;
 	r->r2t_active = false;
 	r->ddgst_err = false;
+	r->req.lend_ok = false;
 	uint16_t cid = r->cmd.cid;
 	if (c->cid_map[cid >> 3] & (1u << (cid & 7))) {
 		r->cid_owned = false;
@@ -1000,10 +1037,16 @@ static void rx_capsule(struct tcp_conn *c)
 			conn_fatal(c, NVME_TCP_FES_DATA_TRANSFER_OUT_OF_RANGE, offsetof(struct nvme_tcp_common_hdr, plen));
 			return;
 		}
-		c->icd_iov.iov_base = r->icd;
-		c->icd_iov.iov_len = c->data_len;
-		c->diov = &c->icd_iov;
-		c->diovcnt = 1;
+		if (icd_lend(c, r)) {
+			/* In-capsule data of a Write goes straight into the bdev's memory. */
+			c->diov = r->req.iov;
+			c->diovcnt = r->req.iovcnt;
+		} else {
+			c->icd_iov.iov_base = r->icd;
+			c->icd_iov.iov_len = c->data_len;
+			c->diov = &c->icd_iov;
+			c->diovcnt = 1;
+		}
 		c->doff = 0;
 		c->dreq = r;
 		rx_enter_data(c);
@@ -1091,6 +1134,8 @@ static void rx_pdu_data_done(struct tcp_conn *c, bool ddgst_ok)
 		c->pg->st.ddgst_errors++;
 	rx_reset(c);
 	if (type == NVME_TCP_PDU_CAPSULE_CMD) {
+		if (r->req.lent && c->pg)
+			c->pg->st.rx_zcopy_bytes += len;
 		capsule_ready(r, len, ddgst_ok);
 		return;
 	}
@@ -1177,9 +1222,10 @@ static void rx_consume(struct tcp_conn *c)
 }
 
 /*
- * While large H2C data is expected, read little more than the rest of the current PDU and the next header
- * (a command capsule's, the largest): a large payload behind it then goes straight to its buffer instead of
- * through rbuf and a copy. Costs a receive per PDU, which large transfers can afford.
+ * While large H2C data is expected, or the tail of a large payload is being read, read little more than the
+ * rest of the current PDU and the next header (a command capsule's, the largest): a large payload behind it
+ * (H2CData, or a big capsule after a big capsule) then goes straight to its buffer instead of through rbuf and
+ * a copy. Costs a receive per PDU, which large transfers can afford.
  */
 static size_t rx_small_want(const struct tcp_conn *c)
 {
@@ -1247,8 +1293,8 @@ static void conn_recv(struct tcp_conn *c)
 			}
 		} else {
 			want = TCP_RBUF_SIZE;
-			if (c->big_h2c)
-				want = rx_small_want(c);
+			if (c->big_h2c || (c->rstate == RS_DATA && c->data_len >= TCP_RX_EXACT_MIN))
+				want = rx_small_want(c);	/* a large payload may follow: see rx_small_want */
 			n = recv(c->fd, c->rbuf, want, 0);
 			if (n > 0) {
 				c->rlen = (uint32_t)n;
@@ -1550,8 +1596,8 @@ static void conn_bounce_lent(struct tcp_conn *c)
 }
 
 /*
- * A connection that received nothing for a watchdog period while Writes wait for their data in lent bdev
- * memory: move them to private buffers (what arrived so far copied), so a host that stops sending never pins
+ * A connection that received nothing for a watchdog period while Writes wait for their data (H2C or in-capsule)
+ * in lent bdev memory: move them to private buffers (what arrived so far copied), so a host that stops sending never pins
  * a bdev. Cold path.
  */
 static bool conn_bounce_lent_writes(struct tcp_conn *c)
@@ -1559,7 +1605,7 @@ static bool conn_bounce_lent_writes(struct tcp_conn *c)
 	bool any = false;
 	for (uint32_t i = 0; i < c->nreqs; i++) {
 		struct tcp_req *r = &c->reqs[i];
-		if (r->state != TR_WAIT_H2C || !r->req.lent || r->bounce)
+		if ((r->state != TR_WAIT_H2C && r->state != TR_RECV_CAPSULE) || !r->req.lent || r->bounce)
 			continue;
 		any = true;
 		void *b = malloc(r->req.length);

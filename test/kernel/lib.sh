@@ -137,6 +137,20 @@ kt_guest_value() {
     tr -d '\r' <"$GUEST_LOG" | grep -ao "@@DBK-VALUE:$1=[^@]*@@" | tail -n1 | sed -E "s/@@DBK-VALUE:$1=(.*)@@/\\1/"
 }
 
+# kt_check_stat NAME MIN: the TCP transport's counter NAME (nvmf_get_stats, summed over
+# the poll groups) is at least MIN.
+kt_check_stat() {
+    local s
+    s=$(rpc nvmf_get_stats)
+    python3 - "$1" "$2" "$s" <<'PY' || kt_fail "transport counter check failed: $1 < $2"
+import json, sys
+name, want, st = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+v = sum(t.get(name, 0) for g in st["poll_groups"] for t in g["transports"])
+print("%s = %d (want >= %d)" % (name, v, want))
+sys.exit(0 if v >= want else 1)
+PY
+}
+
 # kt_check_digests WANT(true|false): every queue of the subsystem negotiated
 # header and data digests as WANT (asked while the guest is connected).
 kt_check_digests() {

@@ -1582,7 +1582,8 @@ static void host_r2t_write(struct host *h, uint16_t cid, uint32_t slba, const ui
 
 /*
  * Zero-copy writes: H2C data lands straight in the (core double's) bdev memory, across one or several R2Ts
- * and H2CData PDUs of uneven sizes; in-capsule writes are not lent; nothing stays lent after the qpair is gone.
+ * and H2CData PDUs of uneven sizes; so does in-capsule data; a capsule whose data does not match its command is
+ * refused as before, without touching the bdev; nothing stays lent after the qpair is gone.
  */
 static void test_lent_writes(void **state)
 {
@@ -1601,21 +1602,29 @@ static void test_lent_writes(void **state)
 		lent_bytes += sizes[i];
 		slba += sizes[i] / 512 + 5;
 	}
-	/* In-capsule data arrives before the command is known: copied as before. */
+	/* In-capsule data: received into the lent blocks too. */
 	fill_pattern(data, 4096, 50);
 	struct nvme_cmd c;
 	make_cmd(&c, NVME_OPC_WRITE, 30, 3000, 4096, true);
 	host_capsule(&h, &c, data, 4096);
 	expect_rsp(&h, 30, ST_OK);
 	assert_memory_equal(g_disk + 3000 * 512, data, 4096);
+	lent_bytes += 4096;
+	/* A capsule carrying less data than its command describes: refused, and the bdev is not written. */
+	memset(g_disk + 3100 * 512, 0xEE, 8192);
+	make_cmd(&c, NVME_OPC_WRITE, 31, 3100, 8192, true);
+	host_capsule(&h, &c, data, 4096);
+	expect_rsp(&h, 31, ST(NVME_SCT_GENERIC, NVME_SC_DATA_SGL_LENGTH_INVALID) | NVME_STATUS_DNR);
+	for (int i = 0; i < 8192; i++)
+		assert_int_equal(g_disk[3100 * 512 + i], 0xEE);
 	host_close(&h);
 	wait_no_qpairs();
 	int v[3];
 	on_reactor(read_wlends, v);
-	assert_int_equal(v[0], 4);	/* lent */
-	assert_int_equal(v[1], 4);	/* executed in place */
+	assert_int_equal(v[0], 5);	/* lent */
+	assert_int_equal(v[1], 5);	/* executed in place */
 	assert_int_equal(v[2], 0);	/* none had to be given back */
-	assert_int_equal(stat_of("writes_lent"), 4);
+	assert_int_equal(stat_of("writes_lent"), 5);
 	assert_int_equal(stat_of("bytes_received_zcopy"), lent_bytes);
 	on = false;
 	on_reactor(set_lend_write, &on);
@@ -1633,6 +1642,11 @@ static void test_lent_writes_not_with_ddgst(void **state)
 	fill_pattern(data, sizeof(data), 60);
 	host_r2t_write(&h, 5, 64, data, sizeof(data), 65536);
 	assert_memory_equal(g_disk + 64 * 512, data, sizeof(data));
+	struct nvme_cmd c;
+	make_cmd(&c, NVME_OPC_WRITE, 6, 1024, 4096, true);
+	host_capsule(&h, &c, data + 4096, 4096);
+	expect_rsp(&h, 6, ST_OK);
+	assert_memory_equal(g_disk + 1024 * 512, data + 4096, 4096);
 	host_close(&h);
 	wait_no_qpairs();
 	int v[3];
@@ -1692,6 +1706,75 @@ static void test_lent_writes_stalled_host(void **state)
 	wait_no_qpairs();
 	on_reactor(read_wlends, v);
 	assert_int_equal(v[0], 2);
+	assert_int_equal(v[2], 2);
+	on = false;
+	on_reactor(set_lend_write, &on);
+}
+
+/*
+ * Large in-capsule writes (in_capsule_data_size 128 KiB) go from the socket straight into the lent blocks:
+ * several back to back in one send, then one whose host stops halfway through its data (it moves to a private
+ * buffer and completes with the right bytes when the host resumes), then a host that vanishes mid-capsule (the
+ * lent memory is given back with the qpair).
+ */
+static void test_lent_incapsule_writes(void **state)
+{
+	(void)state;
+	bool on = true;
+	on_reactor(set_lend_write, &on);
+	struct host h;
+	host_session(&h, 0);
+	static uint8_t data[4][131072];
+	struct nvme_cmd c;
+	size_t n = 0;
+	for (int i = 0; i < 4; i++) {
+		fill_pattern(data[i], sizeof(data[i]), 80 + (uint32_t)i);
+		make_cmd(&c, NVME_OPC_WRITE, (uint16_t)(50 + i), 2048 + (uint32_t)i * 300, sizeof(data[i]), true);
+		n += build_capsule(&h, g_tx + n, &c, data[i], sizeof(data[i]));
+	}
+	int64_t direct0 = stat_of("bytes_received_direct");
+	host_send(&h, g_tx, n);
+	for (int i = 0; i < 4; i++)
+		expect_rsp(&h, (uint16_t)(50 + i), ST_OK);
+	for (int i = 0; i < 4; i++)
+		assert_memory_equal(g_disk + (2048 + (size_t)i * 300) * 512, data[i], sizeof(data[i]));
+	int v[3];
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[0], 4);
+	assert_int_equal(v[1], 4);
+	assert_int_equal(stat_of("bytes_received_zcopy"), 4 * 131072);
+	/* Most of it went from the socket to the lent blocks without passing through the staging buffer. */
+	assert_true(stat_of("bytes_received_direct") - direct0 >= 3 * 131072);
+
+	/* Silence halfway through the data. */
+	memset(g_disk + 6000 * 512, 0, 131072);
+	fill_pattern(data[0], 131072, 90);
+	make_cmd(&c, NVME_OPC_WRITE, 60, 6000, 131072, true);
+	n = build_capsule(&h, g_tx, &c, data[0], 131072);
+	host_send(&h, g_tx, 72 + 60000);
+	for (int i = 0; i < 300 && v[2] < 1; i++) {
+		usleep(10000);
+		on_reactor(read_wlends, v);
+	}
+	assert_int_equal(v[0], 5);
+	assert_int_equal(v[2], 1);	/* given back while the host is silent */
+	assert_int_equal(stat_of("lent_writes_bounced"), 1);
+	host_send(&h, g_tx + 72 + 60000, n - 72 - 60000);
+	expect_rsp(&h, 60, ST_OK);
+	assert_memory_equal(g_disk + 6000 * 512, data[0], 131072);
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[1], 4);	/* executed from the private buffer, not in place */
+
+	/* Vanish (RST) mid-capsule. */
+	make_cmd(&c, NVME_OPC_WRITE, 61, 7000, 131072, true);
+	n = build_capsule(&h, g_tx, &c, data[1], 131072);
+	host_send(&h, g_tx, 72 + 1000);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	host_close(&h);
+	wait_no_qpairs();
+	on_reactor(read_wlends, v);
+	assert_int_equal(v[0], 6);
 	assert_int_equal(v[2], 2);
 	on = false;
 	on_reactor(set_lend_write, &on);
@@ -1907,6 +1990,15 @@ static int setup_small_pool(void **state)
 	return setup_opts(&o);
 }
 
+static int setup_big_icd(void **state)
+{
+	(void)state;
+	struct dbk_nvmf_transport_opts o;
+	default_opts(&o);
+	o.in_capsule_data_size = 131072;
+	return setup_opts(&o);
+}
+
 static int setup_no_c2h_success(void **state)
 {
 	(void)state;
@@ -2009,6 +2101,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lent_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lent_writes_not_with_ddgst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lent_writes_stalled_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lent_incapsule_writes, setup_big_icd, teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz_mutations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fuzz_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_bad_opts, setup, teardown),
