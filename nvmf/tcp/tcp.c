@@ -41,7 +41,7 @@
 #define TCP_MAXH2CDATA 131072u
 #define TCP_ADMIN_ICD_SIZE 8192u		/* NVMe/TCP: admin queue in-capsule data size */
 #define TCP_RBUF_SIZE (128u * 1024u)
-#define TCP_SEND_IOVS 128
+#define TCP_SEND_IOVS 1024		/* iovecs per sendmsg (UIO_MAXIOV): a QD128 batch of 4K reads (3 each) in one call */
 #define TCP_DIRECT_RECV_MIN 8192u
 #define TCP_RX_EXACT_MIN 32768u		/* payloads this large: read only up to the next header after them */
 #define TCP_MAX_RECV_ROUNDS 8
