@@ -30,7 +30,7 @@
  *  recycles the request or finalises the qpair. Until then the core keeps the
  *  namespace's bdev channel (and so the bdev) alive.
  *  Zero-copy writes: for a Write whose data has not been received yet (xfer
- *  HOST_TO_CTRLR, length set, no buffers attached), a transport that set
+ *  HOST_TO_CTRLR, length set, no buffers attached; R2T or in-capsule), a transport that set
  *  req->lend_ok may call dbk_nvmf_request_lend_write(req). If it returns true,
  *  req->iov (one iovec) is the bdev's own memory for the blocks and req->lent
  *  is set: the transport receives the data straight there, then calls

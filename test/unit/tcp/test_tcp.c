@@ -417,6 +417,15 @@ static void host_close(struct host *h)
 	h->fd = -1;
 }
 
+/* Vanish: close with an RST (no FIN, unread data dropped), then wait until the target has dropped the qpairs. */
+static void host_reset(struct host *h)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(h->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	host_close(h);
+	wait_no_qpairs();
+}
+
 static void host_send(struct host *h, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -1520,10 +1529,7 @@ static void test_lent_reads_stalled_host(void **state)
 	/* Vanish (RST) with payload queued: everything is released once the qpair is gone. */
 	send_reads(&h, 101, 100);
 	wait_lends(200, 0, lr);
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	host_close(&h);
-	wait_no_qpairs();
+	host_reset(&h);
 	on_reactor(read_lends, lr);
 	assert_int_equal(lr[0], 200);
 	assert_int_equal(lr[1], 200);
@@ -1543,6 +1549,15 @@ static void set_lend_write(void *arg)
 {
 	H.lend_write = *(bool *)arg;
 	H.wlends = H.wlend_execs = H.releases = 0;
+}
+
+/* Poll the write-lend counters (v: lends, in-place execs, releases) until releases >= want or 3 s pass. */
+static void wait_wlend_releases(int want, int *v)
+{
+	for (int i = 0; i < 300 && v[2] < want; i++) {
+		usleep(10000);
+		on_reactor(read_wlends, v);
+	}
 }
 
 static int64_t stat_of(const char *name)
@@ -1680,10 +1695,7 @@ static void test_lent_writes_stalled_host(void **state)
 	size_t first = 24 + 50000;
 	host_send(&h, g_tx, first);	/* header and 50000 bytes of data, then silence */
 	int v[3] = {0, 0, 0};
-	for (int i = 0; i < 300 && v[2] < 1; i++) {
-		usleep(10000);
-		on_reactor(read_wlends, v);
-	}
+	wait_wlend_releases(1, v);
 	assert_int_equal(v[0], 1);
 	assert_int_equal(v[2], 1);	/* given back while the host is silent */
 	assert_int_equal(stat_of("lent_writes_bounced"), 1);
@@ -1700,10 +1712,7 @@ static void test_lent_writes_stalled_host(void **state)
 	ttag = ((const struct nvme_tcp_r2t_hdr *)(const void *)g_rx)->ttag;
 	n = build_h2c(&h, g_tx, 41, ttag, 0, data, sizeof(data), true);
 	host_send(&h, g_tx, 24 + 1000);
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	host_close(&h);
-	wait_no_qpairs();
+	host_reset(&h);
 	on_reactor(read_wlends, v);
 	assert_int_equal(v[0], 2);
 	assert_int_equal(v[2], 2);
@@ -1752,10 +1761,7 @@ static void test_lent_incapsule_writes(void **state)
 	make_cmd(&c, NVME_OPC_WRITE, 60, 6000, 131072, true);
 	n = build_capsule(&h, g_tx, &c, data[0], 131072);
 	host_send(&h, g_tx, 72 + 60000);
-	for (int i = 0; i < 300 && v[2] < 1; i++) {
-		usleep(10000);
-		on_reactor(read_wlends, v);
-	}
+	wait_wlend_releases(1, v);
 	assert_int_equal(v[0], 5);
 	assert_int_equal(v[2], 1);	/* given back while the host is silent */
 	assert_int_equal(stat_of("lent_writes_bounced"), 1);
@@ -1769,10 +1775,7 @@ static void test_lent_incapsule_writes(void **state)
 	make_cmd(&c, NVME_OPC_WRITE, 61, 7000, 131072, true);
 	n = build_capsule(&h, g_tx, &c, data[1], 131072);
 	host_send(&h, g_tx, 72 + 1000);
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	setsockopt(h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	host_close(&h);
-	wait_no_qpairs();
+	host_reset(&h);
 	on_reactor(read_wlends, v);
 	assert_int_equal(v[0], 6);
 	assert_int_equal(v[2], 2);
