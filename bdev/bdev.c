@@ -1242,11 +1242,11 @@ static int64_t qos_quota(uint64_t per_sec, int i)
 static bool qos_take(struct dbk_bdev *bdev, struct bio *b)
 {
 	struct dbk_bdev_internal *in = bdev->internal;
-	uint64_t now = dbk_get_ns();
-	uint64_t start = atomic_load(&in->qos_slice_start);
 
 	if (!atomic_load(&in->qos_enabled))
-		return true;
+		return true;	/* the common case: no clock read, nothing shared written */
+	uint64_t now = dbk_get_ns();
+	uint64_t start = atomic_load(&in->qos_slice_start);
 	if (now - start >= BDEV_QOS_SLICE_NS &&
 	    atomic_compare_exchange_strong(&in->qos_slice_start, &start, now)) {
 		for (int i = 0; i < DBK_BDEV_QOS_NUM_LIMITS; i++) {
