@@ -20,6 +20,9 @@
 #   ADDR, PORT     listener (127.0.0.1, 4420); NQN (nqn.2016-06.io.spdk:cnode1)
 #   TGT_MASK       target core mask (0x1); PERF_MASK perf core mask (0x2); BUSY_POLL=1 adds --busy-poll
 #   RUNTIME        seconds per run (15); REPEAT runs per workload (3); WORKLOADS (space-separated names below)
+#   ORDER          rounds (default): run 1 of every workload, then run 2 of every workload, ...; grouped: all
+#                  runs of one workload, then the next. On a shared machine whose speed drifts over minutes,
+#                  rounds keep a slow spell from deciding one workload's median.
 #   DIGESTS=1      run daosblk-perf with -H -D (header and data digests)
 #   PREFILL        1 (default): write the whole bdev once before the workloads, so reads hit written blocks
 #                  (malloc: real pages, not the kernel's zero page; uring/daos: data, not holes); 0 skips it
@@ -69,6 +72,7 @@ TGT_MASK=${TGT_MASK:-0x1}
 PERF_MASK=${PERF_MASK:-0x2}
 RUNTIME=${RUNTIME:-15}
 REPEAT=${REPEAT:-3}
+ORDER=${ORDER:-rounds}
 BUSY_POLL=${BUSY_POLL:-0}
 DIGESTS=${DIGESTS:-0}
 DAOS_ENGINE=${DAOS_ENGINE:-local}
@@ -107,6 +111,11 @@ done
 command -v python3 >/dev/null || die "python3 is needed to read daosblk-perf's JSON"
 [[ $RUNTIME =~ ^[0-9]+$ && $RUNTIME -ge 1 ]] || die "RUNTIME must be a positive integer"
 [[ $REPEAT =~ ^[0-9]+$ && $REPEAT -ge 1 ]] || die "REPEAT must be a positive integer"
+[[ $ORDER == rounds || $ORDER == grouped ]] || die "ORDER must be rounds or grouped"
+for name in $WORKLOADS; do
+	echo "$ALL_WORKLOADS" | awk -v n="$name" '$1 == n {f = 1} END {exit !f}' ||
+		die "unknown workload $name (known: $(echo "$ALL_WORKLOADS" | awk 'NF {print $1}' | tr '\n' ' '))"
+done
 [[ $CEILING == 0 || $CEILING == 1 ]] || die "CEILING must be 0 or 1"
 [[ $CEILING_SIZE =~ ^[0-9]+$ && $CEILING_SIZE -ge 1 ]] || die "CEILING_SIZE must be a byte count"
 [[ $CEILING == 0 || -x $CEIL ]] || die "$CEIL not found (build first, or CEILING=0)"
@@ -249,15 +258,24 @@ if [[ ${PREFILL:-1} == 1 ]]; then
 		>"$RESULTS_DIR/prefill.json" 2>"$RESULTS_DIR/prefill.err" || die "prefill failed: $(tail -3 "$RESULTS_DIR/prefill.err")"
 fi
 
-for name in $WORKLOADS; do
-	line=$(echo "$ALL_WORKLOADS" | awk -v n="$name" '$1 == n')
-	[[ -n $line ]] || die "unknown workload $name (known: $(echo "$ALL_WORKLOADS" | awk 'NF {print $1}' | tr '\n' ' '))"
+run_workload() { # name rep
+	local line pat size depth mix
+	line=$(echo "$ALL_WORKLOADS" | awk -v n="$1" '$1 == n')
 	read -r _ pat size depth mix <<<"$line"
+	log "$1 run $2/$REPEAT (${RUNTIME}s)"
+	run_one "$1" "$pat" "$size" "$depth" "$mix" "$2"
+}
+if [[ $ORDER == rounds ]]; then
+	# Round after round of every workload: a slow spell of the machine lands on one run of each workload
+	# instead of on all runs of one.
 	for rep in $(seq "$REPEAT"); do
-		log "$name run $rep/$REPEAT (${RUNTIME}s)"
-		run_one "$name" "$pat" "$size" "$depth" "$mix" "$rep"
+		for name in $WORKLOADS; do run_workload "$name" "$rep"; done
 	done
-done
+else
+	for name in $WORKLOADS; do
+		for rep in $(seq "$REPEAT"); do run_workload "$name" "$rep"; done
+	done
+fi
 
 # ------------------------------------------------------------------ report
 commit=$(git -C "$SRC_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -272,21 +290,22 @@ echo
 python3 - "$RESULTS_DIR" "$REPEAT" $WORKLOADS <<'EOF'
 import json, statistics, sys
 d, rep, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-print("| workload | IOPS | MiB/s | p50 us | p99 us | p99.9 us | target CPU % |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print("| workload | IOPS | MiB/s | p50 us | p99 us | p99.9 us | target CPU % | IOPS of each run |")
+print("|---|---:|---:|---:|---:|---:|---:|---|")
 for n in names:
     rs = [json.load(open(f"{d}/{n}.{i}.json")) for i in range(1, rep + 1)]
     m = lambda f: statistics.median(f(r) for r in rs)
     print(f"| {n} | {m(lambda r: r['iops']):,.0f} | {m(lambda r: r['mibps']):,.1f} "
           f"| {m(lambda r: r['latency_us']['p50']):.1f} | {m(lambda r: r['latency_us']['p99']):.1f} "
-          f"| {m(lambda r: r['latency_us']['p99_9']):.1f} | {m(lambda r: r['target_cpu_pct']):.0f} |")
+          f"| {m(lambda r: r['latency_us']['p99_9']):.1f} | {m(lambda r: r['target_cpu_pct']):.0f} "
+          f"| {' / '.join(format(r['iops'] / 1000, '.0f') + 'K' for r in rs)} |")
 EOF
 echo
 echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build ${build_type:-RelWithDebInfo (default)}${sanitize:+ (sanitize=$sanitize)};"
 echo "machine: ${cpu_model:-unknown CPU}, $(nproc) online cores, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); kernel $(uname -r);"
 echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks; nvmf_create_transport -t TCP${cc_args[*]:+ ${cc_args[*]}}${TRANSPORT_ARGS:+ $TRANSPORT_ARGS};"
 echo "TCP congestion control of the target's, daosblk-perf's and the ceiling's connections: $CC_DESC (TCP_CC);"
-echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column;"
+echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column$([[ $ORDER == rounds ]] && echo ', taken in rounds (run 1 of every workload, then run 2, ...)');"
 echo "load average before the runs: $LOAD_START (other work on these cores skews the numbers; bench on an idle machine);"
 echo "target CPU % = utime+stime delta of the daosblk-tgt process over each daosblk-perf run (100 = one core)."
 if [[ $CEILING == 1 ]]; then
