@@ -305,7 +305,9 @@ echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; build ${buil
 echo "machine: ${cpu_model:-unknown CPU}, $(nproc) online cores, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo); kernel $(uname -r);"
 echo "target: daosblk-tgt -m $TGT_MASK$([[ $BUSY_POLL == 1 ]] && echo ' --busy-poll'), bdev $BDEV ${SIZE_MB} MiB / ${BLOCK_SIZE} B blocks; nvmf_create_transport -t TCP${cc_args[*]:+ ${cc_args[*]}}${TRANSPORT_ARGS:+ $TRANSPORT_ARGS};"
 echo "TCP congestion control of the target's, daosblk-perf's and the ceiling's connections: $CC_DESC (TCP_CC);"
-echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP); ${RUNTIME} s per run, median of $REPEAT run(s) per column$([[ $ORDER == rounds ]] && echo ', taken in rounds (run 1 of every workload, then run 2, ...)');"
+first_json=$RESULTS_DIR/$(echo $WORKLOADS | awk '{print $1}').1.json
+perf_rcvbuf=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("sock_rcvbuf", "?"))' "$first_json" 2>/dev/null || echo "?")
+echo "initiator: daosblk-perf -c $PERF_MASK over $ADDR:$PORT (loopback TCP), SO_RCVBUF $perf_rcvbuf B as the kernel reports it (--sock-rcvbuf, default 2m doubled, as SPDK's posix sockets); ${RUNTIME} s per run, median of $REPEAT run(s) per column$([[ $ORDER == rounds ]] && echo ', taken in rounds (run 1 of every workload, then run 2, ...)');"
 echo "load average before the runs: $LOAD_START (other work on these cores skews the numbers; bench on an idle machine);"
 echo "target CPU % = utime+stime delta of the daosblk-tgt process over each daosblk-perf run (100 = one core)."
 if [[ $CEILING == 1 ]]; then

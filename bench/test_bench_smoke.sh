@@ -39,6 +39,10 @@ order=$(sed -n 's/^bench: \([a-z0-9-]*\) run \([0-9]\)\/2 .*/\1.\2/p' "$W/err" |
 [[ $order == "randread-4k-qd1.1 write-128k-qd16.1 randread-4k-qd1.2 write-128k-qd16.2 " ]] ||
 	fail "runs not in rounds: $order"
 grep -q 'taken in rounds' "$W/out" || fail "conditions do not say the runs were taken in rounds"
+# daosblk-perf's receive buffer: --sock-rcvbuf's default 2 MiB, capped at rmem_max, doubled by the kernel.
+rmem_max=$(cat /proc/sys/net/core/rmem_max)
+want_rcvbuf=$((2 * (rmem_max < 2097152 ? rmem_max : 2097152)))
+grep -q "SO_RCVBUF $want_rcvbuf B" "$W/out" || fail "conditions do not give daosblk-perf's SO_RCVBUF ($want_rcvbuf B)"
 
 # The table: header, one row per workload, IOPS > 0 and two per-run figures.
 grep -q '^| workload | IOPS | MiB/s | p50 us | p99 us | p99.9 us | target CPU % | IOPS of each run |$' "$W/out" ||

@@ -50,7 +50,15 @@ static struct {
 	bool sqfc_disable;
 	bool prefill;
 	char congestion[16];	/* TCP congestion control for every connection ("": system default) */
+	int rcvbuf;		/* SO_RCVBUF of every connection (0: the kernel's autotuning) */
 } g_opt;
+
+#define PERF_DEFAULT_RCVBUF (2 * 1024 * 1024)
+
+static struct host_sock_opts sock_opts(void)
+{
+	return (struct host_sock_opts){.congestion = g_opt.congestion, .rcvbuf = g_opt.rcvbuf};
+}
 
 /* ----------------------------------------------------------------- controller */
 
@@ -203,8 +211,8 @@ static int ctrl_connect(struct ctrl *c, const char *subnqn)
 {
 	snprintf(c->subnqn, sizeof(c->subnqn), "%s", subnqn);
 	c->aq.qid = 0;
-	if (host_qp_connect(&c->aq, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst, 32, 8192,
-			    g_opt.congestion)) {
+	struct host_sock_opts so = sock_opts();
+	if (host_qp_connect(&c->aq, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst, 32, 8192, &so)) {
 		fprintf(stderr, "daosblk-perf: error: admin queue: %s\n", c->aq.err);
 		return -1;
 	}
@@ -792,6 +800,10 @@ static void usage(FILE *f)
 		"                           connect() so the system default (e.g. bbr and its pacing) never runs on it;\n"
 		"                           one of /proc/sys/net/ipv4/tcp_available_congestion_control (default: the\n"
 		"                           system's, net.ipv4.tcp_congestion_control)\n"
+		"      --sock-rcvbuf BYTES  SO_RCVBUF of every connection, set before connect() (default 2m, as SPDK's\n"
+		"                           posix sockets; the kernel doubles it and caps it at net.core.rmem_max);\n"
+		"                           0 leaves the kernel's receive buffer autotuning on. Large reads at depth\n"
+		"                           want a window of several MiB\n"
 		"      --no-progress        no per-second progress lines on stderr\n"
 		"      --time-based         accepted for compatibility (runs are always time based)\n"
 		"  -h, --help               this help\n");
@@ -810,7 +822,7 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL, O_CC };
+	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL, O_CC, O_RCVBUF };
 	static const struct option lopts[] = {
 		{"transport-id", required_argument, NULL, 'r'},
 		{"io-depth", required_argument, NULL, 'q'},
@@ -832,6 +844,7 @@ static void parse_args(int argc, char **argv)
 		{"disable-sqfc", no_argument, NULL, O_SQFC},
 		{"prefill", no_argument, NULL, O_PREFILL},
 		{"congestion-control", required_argument, NULL, O_CC},
+		{"sock-rcvbuf", required_argument, NULL, O_RCVBUF},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -845,6 +858,7 @@ static void parse_args(int argc, char **argv)
 	g_opt.nsid = 1;
 	g_opt.progress = true;
 	g_opt.kato_ms = 30000;
+	g_opt.rcvbuf = PERF_DEFAULT_RCVBUF;
 	bool have_trid = false, have_seed = false;
 	int opt;
 	long v;
@@ -935,6 +949,13 @@ static void parse_args(int argc, char **argv)
 			snprintf(g_opt.congestion, sizeof(g_opt.congestion), "%s", optarg);
 			break;
 		}
+		case O_RCVBUF: {
+			int64_t sz = perf_parse_size(optarg);
+			if (sz < 0 || sz > (1 << 30))
+				die("--sock-rcvbuf: bad size '%s' (bytes, k/m suffixes, 0..1g)", optarg);
+			g_opt.rcvbuf = (int)sz;
+			break;
+		}
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(1);
 		}
@@ -995,7 +1016,7 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		printf("\"nsid\":%u,\"block_size\":%u,\"ns_blocks\":%" PRIu64 ",", g_opt.nsid, g_ctrl.block_size,
 		       g_ctrl.nsze);
 		/* What the kernel reports for the admin queue's socket (the I/O queues are set up alike). */
-		printf("\"congestion_control\":\"%s\",", g_ctrl.aq.congestion);
+		printf("\"congestion_control\":\"%s\",\"sock_rcvbuf\":%d,", g_ctrl.aq.congestion, g_ctrl.aq.rcvbuf);
 		printf("\"workload\":\"%s\",\"rwmixread\":%d,\"io_size\":%u,\"queue_depth\":%d,\"cores\":%d,"
 		       "\"runtime_s\":%d,\"elapsed_s\":%.3f,\"interrupted\":%s,\"keep_alives\":%" PRIu64 ",\"data_success_completions\":%" PRIu64 ",\"hdgst\":%s,\"ddgst\":%s,",
 		       wl_names[g_opt.wl], g_opt.rwmix, g_opt.io_size, g_opt.depth, g_opt.ncores, g_opt.time_s, t,
@@ -1159,8 +1180,9 @@ int main(int argc, char **argv)
 				perf_pattern_fill(w->bufs + (size_t)k * g_opt.io_size + (size_t)b * c->block_size,
 						  c->block_size, b, g_opt.seed, 0);
 		w->qp.qid = (uint16_t)(i + 1);
+		struct host_sock_opts so = sock_opts();
 		if (host_qp_connect(&w->qp, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst,
-				    (uint16_t)depth, g_opt.io_size, g_opt.congestion)) {
+				    (uint16_t)depth, g_opt.io_size, &so)) {
 			fprintf(stderr, "daosblk-perf: error: I/O queue %d: %s\n", i + 1, w->qp.err);
 			rc = 1;
 			break;

@@ -161,8 +161,9 @@ int host_congestion_check(const char *name, char *err, size_t errlen)
 }
 
 static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam,
-		       const char *congestion)
+		       const struct host_sock_opts *so)
 {
+	const char *congestion = so ? so->congestion : NULL;
 	struct addrinfo hints = {.ai_family = adrfam == 6 ? AF_INET6 : AF_INET, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL;
 	int rc = getaddrinfo(traddr, trsvcid, &hints, &res);
@@ -180,6 +181,13 @@ static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *tr
 			close(fd);
 			return fail(qp, "%s", msg);
 		}
+	}
+	/* Before connect(): the window scale is chosen from the receive buffer at SYN time. */
+	if (so && so->rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &so->rcvbuf, sizeof(so->rcvbuf)) != 0) {
+		int e = errno;
+		freeaddrinfo(res);
+		close(fd);
+		return fail(qp, "SO_RCVBUF %d: %s", so->rcvbuf, strerror(e));
 	}
 	rc = connect(fd, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
@@ -207,6 +215,9 @@ static int tcp_connect(struct host_qpair *qp, const char *traddr, const char *tr
 	socklen_t cl = sizeof(qp->congestion) - 1;
 	if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, qp->congestion, &cl))
 		snprintf(qp->congestion, sizeof(qp->congestion), "?");
+	socklen_t rl = sizeof(qp->rcvbuf);
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &qp->rcvbuf, &rl))
+		qp->rcvbuf = -1;
 	qp->fd = fd;
 	return 0;
 }
@@ -238,7 +249,7 @@ static int io_exact(struct host_qpair *qp, void *buf, size_t len, bool send_dir,
 }
 
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
-		    bool ddgst, uint16_t nreqs, uint32_t max_io, const char *congestion)
+		    bool ddgst, uint16_t nreqs, uint32_t max_io, const struct host_sock_opts *so)
 {
 	uint16_t qid = qp->qid;
 	memset(qp, 0, sizeof(*qp));
@@ -246,7 +257,7 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 	qp->fd = -1;
 	snprintf(qp->peer, sizeof(qp->peer), "%s%s%s:%s", adrfam == 6 ? "[" : "", traddr, adrfam == 6 ? "]" : "",
 		 trsvcid);
-	if (tcp_connect(qp, traddr, trsvcid, adrfam, congestion))
+	if (tcp_connect(qp, traddr, trsvcid, adrfam, so))
 		return -1;
 
 	struct nvme_tcp_ic_req icreq;

@@ -65,6 +65,7 @@ struct host_qpair {
 	uint32_t icd_size;	/* in-capsule data bytes the controller accepts on this queue */
 	char peer[300];
 	char congestion[16];	/* TCP congestion control of the connection (getsockopt after connect) */
+	int rcvbuf;		/* SO_RCVBUF of the connection as the kernel reports it (getsockopt after connect) */
 
 	struct host_req *reqs;
 	uint16_t nreqs;
@@ -94,12 +95,21 @@ struct host_qpair {
 
 uint64_t host_now_ns(void);
 
+/* Socket options set before connect(); NULL or zeroed: the system's defaults. */
+struct host_sock_opts {
+	/* TCP congestion control (so the system default, e.g. bbr with its pacing, is never initialised on the
+	 * connection); NULL or "" for the system default. */
+	const char *congestion;
+	/* SO_RCVBUF in bytes (the kernel doubles it and caps the request at net.core.rmem_max); 0 keeps the
+	 * kernel's receive buffer autotuning. */
+	int rcvbuf;
+};
+
 /* TCP connect (10 s timeout), ICReq/ICResp exchange and validation, allocation of nreqs request slots able to
- * carry up to max_io bytes each. congestion: TCP congestion control set on the socket before connect() (so the
- * system default, e.g. bbr with its pacing, is never initialised on the connection), NULL or "" for the system
- * default. Returns 0, or -1 with qp->err set (qp is then closed). */
+ * carry up to max_io bytes each, with the socket options of so (NULL: system defaults). Returns 0, or -1 with
+ * qp->err set (qp is then closed). */
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
-		    bool ddgst, uint16_t nreqs, uint32_t max_io, const char *congestion);
+		    bool ddgst, uint16_t nreqs, uint32_t max_io, const struct host_sock_opts *so);
 /* Whether TCP congestion control `name` can be set on a TCP socket by this process: 0, or -1 with a message
  * naming what is available (/proc/sys/net/ipv4/tcp_available_congestion_control) in err. */
 int host_congestion_check(const char *name, char *err, size_t errlen);

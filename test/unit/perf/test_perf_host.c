@@ -987,7 +987,8 @@ static void test_congestion_control(void **state)
 	struct host_qpair *qp = calloc(1, sizeof(*qp));
 	assert_non_null(qp);
 	qp->qid = 1;
-	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, pick), 0);
+	struct host_sock_opts so = {.congestion = pick};
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, &so), 0);
 	sock_cc(qp->fd, got, sizeof(got));
 	assert_string_equal(got, pick);
 	assert_string_equal(qp->congestion, pick);
@@ -1006,10 +1007,70 @@ static void test_congestion_control(void **state)
 	p = peer_new(false, false);
 	peer_start(p);
 	memset(qp, 0, sizeof(*qp));
-	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, ""), 0);
+	so.congestion = "";
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, &so), 0);
 	sock_cc(qp->fd, got, sizeof(got));
 	assert_string_equal(got, def);
 	assert_string_equal(qp->congestion, def);
+	host_qp_close(qp);
+	peer_stop(p);
+	free(p);
+	free(qp);
+}
+
+static int sock_rcvbuf(int fd)
+{
+	int v = 0;
+	socklen_t l = sizeof(v);
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &l), 0);
+	return v;
+}
+
+/* --sock-rcvbuf: SO_RCVBUF is set before connect() (so the window scale allows it), reported in qp->rcvbuf;
+ * 0 leaves the kernel's default (autotuned) buffer alone. */
+static void test_sock_rcvbuf(void **state)
+{
+	(void)state;
+	char line[128];
+	read_proc("/proc/sys/net/core/rmem_max", line, sizeof(line));
+	long rmem_max = atol(line);
+	read_proc("/proc/sys/net/ipv4/tcp_rmem", line, sizeof(line));
+	long rmem_min = 0, rmem_def = 0;
+	assert_int_equal(sscanf(line, "%ld %ld", &rmem_min, &rmem_def), 2);
+	const int want = 1024 * 1024;
+	/* The kernel doubles the request (bookkeeping overhead) after capping it at rmem_max. */
+	const long expect = 2 * (want < rmem_max ? want : rmem_max);
+	assert_true(expect != rmem_def);
+
+	struct host_qpair *qp = calloc(1, sizeof(*qp));
+	assert_non_null(qp);
+	struct host_sock_opts so = {.rcvbuf = want};
+	struct peer *p = peer_new(false, false);
+	p->script = script_incapsule;
+	peer_start(p);
+	qp->qid = 1;
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, &so), 0);
+	assert_int_equal(sock_rcvbuf(qp->fd), expect);
+	assert_int_equal(qp->rcvbuf, expect);
+	/* The connection works with it. */
+	qp->icd_size = 4096;
+	uint8_t buf[4096] = {0};
+	struct nvme_cmd c = read_cmd();
+	c.opc = NVME_OPC_WRITE;
+	struct nvme_cpl cpl;
+	assert_int_equal(host_exec_sync(qp, &c, buf, sizeof(buf), true, &cpl, 5000), 0);
+	host_qp_close(qp);
+	peer_stop(p);
+	free(p);
+
+	/* 0: untouched, the system's initial TCP receive buffer (net.ipv4.tcp_rmem's default). */
+	so.rcvbuf = 0;
+	p = peer_new(false, false);
+	peer_start(p);
+	memset(qp, 0, sizeof(*qp));
+	assert_int_equal(host_qp_connect(qp, "127.0.0.1", p->port, 4, false, false, 4, 65536, &so), 0);
+	assert_int_equal(qp->rcvbuf, rmem_def);
+	assert_int_equal(sock_rcvbuf(qp->fd), rmem_def);
 	host_qp_close(qp);
 	peer_stop(p);
 	free(p);
@@ -1020,7 +1081,8 @@ static void expect_cc_error(int lfd, const char *port, const char *name, const c
 {
 	struct host_qpair qp;
 	memset(&qp, 0, sizeof(qp));
-	assert_int_equal(host_qp_connect(&qp, "127.0.0.1", port, 4, false, false, 4, 4096, name), -1);
+	struct host_sock_opts so = {.congestion = name};
+	assert_int_equal(host_qp_connect(&qp, "127.0.0.1", port, 4, false, false, 4, 4096, &so), -1);
 	if (!strstr(qp.err, needle) || !strstr(qp.err, "/proc/sys/net/ipv4/tcp_available_congestion_control"))
 		fail_msg("error '%s' lacks '%s' or the /proc file", qp.err, needle);
 	assert_int_equal(qp.fd, -1);
@@ -1066,6 +1128,7 @@ int main(void)
 		cmocka_unit_test(test_c2h_in_place_mixed),
 		cmocka_unit_test(test_congestion_control),
 		cmocka_unit_test(test_congestion_control_unknown),
+		cmocka_unit_test(test_sock_rcvbuf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
