@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <uuid/uuid.h>
 
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
@@ -323,6 +324,19 @@ static void connect_on_main(void *arg)
 	send_or_die(ctrlr->thread, admin_connected_msg, c);
 }
 
+/* Without a HOSTNQN the host's address and HOSTID are what tell an operator which host this is. */
+static void log_empty_hostnqn(struct dbk_nvmf_qpair *q, const struct nvmf_connect_data *d)
+{
+	struct dbk_nvmf_listen_addr peer = {0};
+	char hostid[37];
+
+	if (!q->transport->ops->qpair_get_peer_addr || q->transport->ops->qpair_get_peer_addr(q, &peer) != 0)
+		snprintf(peer.traddr, sizeof(peer.traddr), "unknown");
+	uuid_unparse_lower(d->hostid, hostid);
+	DBK_NOTICELOG("connect: host %s:%s (hostid %s) sent an empty HOSTNQN for '%.223s'", peer.traddr,
+		      peer.trsvcid, hostid, d->subnqn);
+}
+
 static void fabrics_connect(struct dbk_nvmf_request *req)
 {
 	struct nvmf_connect_cmd *cmd = (struct nvmf_connect_cmd *)req->cmd;
@@ -362,12 +376,19 @@ static void fabrics_connect(struct dbk_nvmf_request *req)
 		complete_status(req, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_PARAMETERS);
 		return;
 	}
-	if (strnlen(c->data.hostnqn, sizeof(c->data.hostnqn)) > NVME_NQN_MAX_LEN || c->data.hostnqn[0] == '\0') {
+	/*
+	 * An empty HOSTNQN is accepted, as SPDK's target and Linux nvmet accept it: SPDK's initiator sends one on
+	 * machines without DMI ids. It passes only where the subsystem allows any host (no allowed host has an
+	 * empty NQN), and I/O queues must repeat it. Only an NQN longer than 223 bytes is refused.
+	 */
+	if (strnlen(c->data.hostnqn, sizeof(c->data.hostnqn)) > NVME_NQN_MAX_LEN) {
 		free(c);
 		req->rsp->cdw0 = invalid_param(offsetof(struct nvmf_connect_data, hostnqn), true);
 		complete_status(req, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_PARAMETERS);
 		return;
 	}
+	if (c->data.hostnqn[0] == '\0' && cmd->qid == 0)
+		log_empty_hostnqn(q, &c->data);
 	c->req = req;
 	c->q = q;
 	c->has_local = q->transport->ops->qpair_get_local_addr &&

@@ -42,6 +42,7 @@ static struct {
 	bool hdgst, ddgst;
 	uint32_t nsid;
 	char hostnqn[257];
+	bool hostnqn_set;	/* --hostnqn given, possibly empty */
 	bool json;
 	bool verify;
 	uint64_t seed;
@@ -788,7 +789,8 @@ static void usage(FILE *f)
 		"  -D, -I, --enable-tcp-ddgst  data digest\n"
 		"  -n, --nsid N             namespace ID (default 1)\n"
 		"  -k, --keepalive MS       keep alive timeout (default 30000; sent every KATO/2)\n"
-		"      --hostnqn NQN        host NQN (default nqn.2014-08.org.nvmexpress:uuid:<random>)\n"
+		"      --hostnqn NQN        host NQN (default nqn.2014-08.org.nvmexpress:uuid:<random>); '' sends an\n"
+		"                           empty one, as SPDK's initiator does on machines without DMI ids\n"
 		"      --json               print the result as one JSON object on stdout\n"
 		"      --verify             write verifiable patterns (header {magic, LBA, seed, generation} + fill) and\n"
 		"                           check every read of a block written in this run; read/randread prefill\n"
@@ -923,9 +925,10 @@ static void parse_args(int argc, char **argv)
 			g_opt.kato_ms = (uint32_t)v;
 			break;
 		case O_HOSTNQN:
-			if (strlen(optarg) > NVME_NQN_MAX_LEN || !*optarg)
-				die("--hostnqn: 1..223 bytes");
+			if (strlen(optarg) > NVME_NQN_MAX_LEN)
+				die("--hostnqn: at most 223 bytes");
 			snprintf(g_opt.hostnqn, sizeof(g_opt.hostnqn), "%s", optarg);
+			g_opt.hostnqn_set = true;
 			break;
 		case O_JSON: g_opt.json = true; break;
 		case O_VERIFY: g_opt.verify = true; break;
@@ -970,7 +973,7 @@ static void parse_args(int argc, char **argv)
 		die("-M only applies to -w rw or randrw");
 	if (g_opt.rwmix < 0)
 		g_opt.rwmix = (g_opt.wl == WL_READ || g_opt.wl == WL_RANDREAD) ? 100 : (g_opt.wl == WL_RW || g_opt.wl == WL_RANDRW) ? 50 : 0;
-	if (!g_opt.hostnqn[0] && g_opt.trid.hostnqn[0])
+	if (!g_opt.hostnqn_set && g_opt.trid.hostnqn[0])
 		snprintf(g_opt.hostnqn, sizeof(g_opt.hostnqn), "%s", g_opt.trid.hostnqn);
 	if (!have_seed) {
 		uint64_t s = 0;
@@ -1084,7 +1087,7 @@ int main(int argc, char **argv)
 		die("getrandom: %s", strerror(errno));
 	c->hostid[6] = (uint8_t)((c->hostid[6] & 0x0f) | 0x40);
 	c->hostid[8] = (uint8_t)((c->hostid[8] & 0x3f) | 0x80);
-	if (!g_opt.hostnqn[0]) {
+	if (!g_opt.hostnqn_set && !g_opt.hostnqn[0]) {
 		const uint8_t *u = c->hostid;
 		snprintf(g_opt.hostnqn, sizeof(g_opt.hostnqn),
 			 "nqn.2014-08.org.nvmexpress:uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",

@@ -342,6 +342,71 @@ class TcpNegative(unittest.TestCase):
         self.assertEqual((cpl.sct, cpl.sc), (1, 0x84), cpl)
         h.close()
 
+    def test_connect_empty_hostnqn_allow_any_host(self):
+        # SPDK's initiator sends an empty HOSTNQN on machines without DMI ids; SPDK's target
+        # and Linux nvmet accept it where any host is allowed, and so do we.
+        hostid = bytes(range(0x40, 0x50))
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(NQN, "", hostid=hostid)
+        self.assertTrue(cpl.ok, cpl)
+        cntlid = cpl.cdw0 & 0xFFFF
+        h.enable()
+        cpl, data = h.identify(1)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(struct.unpack_from("<H", data, 78)[0], cntlid)
+        # An I/O queue with the same (empty) HOSTNQN and HOSTID joins the controller and does I/O.
+        io = nt.Host(self.port)
+        io.connect_ic()
+        cpl = io.fabric_connect(NQN, "", qid=1, sqsize=63, cntlid=cntlid, kato=0, hostid=hostid)
+        self.assertTrue(cpl.ok, cpl)
+        pattern = bytes((i * 13) & 0xFF for i in range(4096))
+        self.assertTrue(io.write_incapsule(1, 200, pattern, BS).ok)
+        cpl, back = io.read(1, 200, 4096 // BS, BS)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(back, pattern)
+        # An I/O queue that names a HOSTNQN the admin queue did not present is refused (IPO 512).
+        other = nt.Host(self.port)
+        other.connect_ic()
+        cpl = other.fabric_connect(NQN, "nqn.2014-08.org.nvmexpress:uuid:9", qid=2, sqsize=63, cntlid=cntlid,
+                                   kato=0, hostid=hostid)
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x82), cpl)
+        self.assertEqual(cpl.cdw0 & 0xFFFF, 512)
+        other.close()
+        # ... and so is one with the empty HOSTNQN but another HOSTID (IPO 0).
+        other = nt.Host(self.port)
+        other.connect_ic()
+        cpl = other.fabric_connect(NQN, "", qid=2, sqsize=63, cntlid=cntlid, kato=0, hostid=bytes(16))
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x82), cpl)
+        self.assertEqual(cpl.cdw0 & 0xFFFF, 0)
+        other.close()
+        io.close()
+        h.close()
+        # The operator can still tell the host apart: its address and HOSTID are logged.
+        deadline = time.monotonic() + 5
+        want = "hostid 40414243-4445-4647-4849-4a4b4c4d4e4f) sent an empty HOSTNQN"
+        while want not in self.tgt.logtext() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn("connect: host 127.0.0.1:", self.tgt.logtext())
+        self.assertIn(want, self.tgt.logtext())
+
+    def test_connect_empty_hostnqn_host_list(self):
+        # Where the subsystem has a host list, an empty HOSTNQN is not on it: Connect Invalid Host.
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(LOCKED_NQN, "")
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x84), cpl)
+        h.close()
+
+    def test_connect_hostnqn_too_long(self):
+        # A HOSTNQN with no NUL within 224 bytes is still refused: Invalid Parameters, IPO 512.
+        h = nt.Host(self.port)
+        h.connect_ic()
+        cpl = h.fabric_connect(NQN, "nqn.2014-08.org.x:" + "a" * 230)
+        self.assertEqual((cpl.sct, cpl.sc), (1, 0x82), cpl)
+        self.assertEqual(cpl.cdw0 & 0xFFFF, 512)
+        h.close()
+
     def test_io_connect_unknown_cntlid(self):
         h = nt.Host(self.port)
         h.connect_ic()
