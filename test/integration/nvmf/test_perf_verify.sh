@@ -66,4 +66,17 @@ RUNS
         stop
     done
 done
+
+# An empty HOSTNQN (what SPDK's initiator sends without DMI ids): admin and I/O queues connect, data verifies,
+# and the target logs the host's address.
+start '[0,1]' malloc
+echo "== reactors [0,1], malloc, 4096 B, QD 32, empty HOSTNQN"
+"$PERF" -r "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN" --hostnqn '' \
+    -q 32 -o 4096 -w randrw -M 50 -t 1 -c 0x2 --verify >"$W/perf.out" 2>&1 ||
+    { cat "$W/perf.out"; echo "FAIL: verify run with an empty HOSTNQN failed"; exit 1; }
+tail -n 3 "$W/perf.out"
+grep -q 'connect: host 127.0.0.1:[0-9]* (hostid [0-9a-f-]*) sent an empty HOSTNQN' "$W/tgt.log" ||
+    { echo "FAIL: the target did not log the empty-HOSTNQN host"; exit 1; }
+runs=$((runs + 1))
+stop
 echo "$runs passed, 0 failed"
