@@ -38,7 +38,7 @@
 struct rpc_conn {
 	int fd;
 	struct dbk_fd_handler *h;
-	int refs;		/* 1 while open + 1 per live request + 1 per queued resume */
+	int refs;		/* holds: the event handler running, each live request, each queued resume */
 	bool closed;		/* fd closed and unregistered */
 	bool close_after_flush;	/* fatal input error: close once output is written */
 	bool peer_eof;		/* read() returned 0 */
@@ -84,13 +84,22 @@ uint32_t dbk_rpc_get_state(void)
 static void conn_process(struct rpc_conn *c);
 static void conn_update_events(struct rpc_conn *c);
 
-static void conn_put(struct rpc_conn *c)
+static void conn_free(struct rpc_conn *c)
 {
-	if (--c->refs > 0)
-		return;
 	free(c->in);
 	free(c->out);
 	free(c);
+}
+
+/*
+ * Drop a hold. A connection is freed only here (or at shutdown when nothing holds it): once it is closed and
+ * the last hold is gone. conn_close() never frees, so a caller holding the connection may still look at it.
+ */
+static void conn_put(struct rpc_conn *c)
+{
+	if (--c->refs > 0 || !c->closed)
+		return;
+	conn_free(c);
 }
 
 static void conn_close(struct rpc_conn *c)
@@ -108,7 +117,6 @@ static void conn_close(struct rpc_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
-	conn_put(c);
 }
 
 /* Write what we can; closes the connection on a write error. Returns false if closed. */
@@ -446,7 +454,6 @@ static void accept_event(void *ctx, uint32_t events)
 			return;
 		}
 		c->fd = fd;
-		c->refs = 1;
 		c->events = EPOLLIN;
 		c->h = dbk_fd_register(fd, EPOLLIN, conn_event, c, "rpc_conn");
 		if (!c->h) {
@@ -535,8 +542,13 @@ void dbk_rpc_server_stop(void)
 		g_srv.fd = -1;
 		unlink(g_srv.path);
 		g_srv.running = false;
-		while (g_srv.conns)
-			conn_close(g_srv.conns);
+		while (g_srv.conns) {
+			struct rpc_conn *c = g_srv.conns;
+
+			conn_close(c);
+			if (c->refs == 0)
+				conn_free(c);	/* otherwise the last request's answer frees it */
+		}
 	}
 	dbk_rpc_framework_fini();
 	dbk_rpc_methods_fini();
