@@ -7,5 +7,5 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${1:-build}
 shift || true
 case "$dir" in /*) ;; *) dir="$top/$dir" ;; esac
-cmake -S "$top" -B "$dir" -G Ninja "$@" >/dev/null
+cmake -S "$top" -B "$dir" -G Ninja -DDBK_WERROR=ON "$@" >/dev/null
 cmake --build "$dir" -j "$(nproc)"

@@ -20,6 +20,9 @@ fi
 
 echo "test.sh: building (release)"
 bash scripts/build.sh build
+# The plain Release type (-O3, no debug info) warns where RelWithDebInfo does not: build it with -Werror too.
+echo "test.sh: building (Release, warnings as errors)"
+bash scripts/build.sh build-Release -DCMAKE_BUILD_TYPE=Release
 rc=0
 if [ "${DBK_SKIP_ASAN:-0}" != 1 ]; then
     echo "test.sh: building (ASan+UBSan)"
