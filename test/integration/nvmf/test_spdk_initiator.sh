@@ -11,26 +11,12 @@ if [ ! -x "$ID" ] || [ ! -x "$SPERF" ]; then
     echo "SKIP: no SPDK initiator at $SPDK/build/bin (set DBK_SPDK_DIR)"
     exit 77
 fi
-TGT=$DBK_BUILD_DIR/app/daosblk-tgt
-RPC=$DBK_BUILD_DIR/tools/rpc/daosblk-rpc
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 NQN=nqn.2016-06.io.spdk:cnode1
-W=$(mktemp -d /tmp/dbk-spdkinit.XXXXXX)
-SOCK=$W/rpc.sock
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    [ $rc -ne 0 ] && tail -n 30 "$W/tgt.log" >&2
-    rm -rf "$W"
-    exit $rc
-}
-trap cleanup EXIT
-rpc() { "$RPC" -s "$SOCK" "$@"; }
-
-"$TGT" -m 0x1 -r "$SOCK" >"$W/tgt.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do [ -S "$SOCK" ] && rpc framework_wait_init >/dev/null 2>&1 && break; sleep 0.1; done
+dbk_setup
+W=$DBK_TMP
+dbk_start -m 0x1
 rpc nvmf_create_transport -t TCP >/dev/null
 rpc bdev_malloc_create 64 512 -b Malloc0 >/dev/null
 rpc nvmf_create_subsystem "$NQN" -a -s SPDK00000000000001 >/dev/null
@@ -50,8 +36,7 @@ iops=$(awk '/^Total/ {print int($3)}' "$W/perf.out")
 [ "${iops:-0}" -gt 0 ] || { cat "$W/perf.out"; echo "FAIL: spdk_nvme_perf did no I/O"; exit 1; }
 echo "spdk_nvme_perf: $iops IOPS"
 if [ ! -e /sys/class/dmi/id/product_uuid ]; then
-    grep -q 'sent an empty HOSTNQN' "$W/tgt.log" || { echo "FAIL: no empty-HOSTNQN connect logged"; exit 1; }
+    grep -q 'sent an empty HOSTNQN' "$DBK_LOG" || { echo "FAIL: no empty-HOSTNQN connect logged"; exit 1; }
 fi
-kill -INT "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
-[ $rc -eq 0 ] || { echo "daosblk-tgt exited $rc"; exit 1; }
+dbk_stop
 echo "2 passed, 0 failed"
