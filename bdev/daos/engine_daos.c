@@ -471,6 +471,9 @@ static int daos_engine_getxattr(struct dbk_dfs_file *file, const char *name, voi
 	daos_size_t size = *len;
 	int rc = dfs_getxattr(file->dfs, file->obj, name, buf, &size);
 
+	/* DFS: ENODATA when absent; E2BIG (-DER_REC2BIG) when the value is longer than the buffer */
+	if (rc == E2BIG)
+		return -ERANGE;
 	if (rc != 0)
 		return to_errno(rc);
 	if (size > *len)

@@ -7,7 +7,7 @@ KT_NAME=daos-durability
 . "$(dirname "$0")/lib_daos.sh"
 kt_setup
 kt_make_pool
-kt_start_target --dfs-root "$DFS_ROOT"
+kt_start_target "${DFS_TGT_ARGS[@]}"
 rpc bdev_daos_create daosdev0 test-pool test-cont 64 4096 >/dev/null
 kt_export daosdev0
 rpc save_config >"$WORK/config.json"
@@ -16,7 +16,7 @@ sum=$(kt_guest_value sum); nguid=$(kt_guest_value nguid); uuid=$(kt_guest_value 
 [ -n "$sum" ] && [ -n "$nguid" ] || kt_fail "guest reported no checksum/NGUID"
 kt_log "written: sum=$sum nguid=$nguid uuid=$uuid; killing the target"
 kt_kill_target
-kt_start_target --dfs-root "$DFS_ROOT" -c "$WORK/config.json"
+kt_start_target "${DFS_TGT_ARGS[@]}" -c "$WORK/config.json"
 kt_guest durability.sh --env PHASE=verify --env "SUM=$sum" --env "NGUID=$nguid" --env "UUID=$uuid"
 grep -aq "durability-verify: OK" "$GUEST_LOG" || kt_fail "guest did not verify"
 kt_stop_target

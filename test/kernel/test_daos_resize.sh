@@ -6,7 +6,7 @@ KT_NAME=daos-resize
 . "$(dirname "$0")/lib_daos.sh"
 kt_setup
 kt_make_pool
-kt_start_target --dfs-root "$DFS_ROOT"
+kt_start_target "${DFS_TGT_ARGS[@]}"
 rpc bdev_daos_create daosdev0 test-pool test-cont 64 4096 >/dev/null
 kt_export daosdev0
 kt_guest_start resize.sh --env WANT_MIB=128

@@ -7,7 +7,7 @@ KT_NAME=daos-seed
 . "$(dirname "$0")/lib_daos.sh"
 kt_setup
 kt_make_pool
-kt_start_target --dfs-root "$DFS_ROOT"
+kt_start_target "${DFS_TGT_ARGS[@]}"
 rpc nvmf_create_transport -t TCP -u 2097152 -i 2097152 >/dev/null
 rpc bdev_daos_create daosdev0 test-pool test-cont 64 4096 >/dev/null
 rpc nvmf_create_subsystem "$NQN" -a -s SPDK00000000000001 -d SPDK_Virtual_Controller_1 >/dev/null
@@ -16,5 +16,5 @@ rpc nvmf_subsystem_add_listener "$NQN" -t tcp -a "$TARGET_IP" -s 4420 >/dev/null
 kt_guest seed.sh
 grep -aq "seed: OK" "$GUEST_LOG" || kt_fail "guest did not report success"
 kt_stop_target
-"$DFS" --dfs-root "$DFS_ROOT" ls test-pool test-cont | grep -q daosdev0 || kt_fail "daosdev0 file not in the container"
+kt_daos_file_check daosdev0
 kt_log "PASS"

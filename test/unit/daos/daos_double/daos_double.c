@@ -732,7 +732,7 @@ int dfs_getxattr(dfs_t *dfs, dfs_obj_t *obj, const char *name, void *value, daos
 		struct xattr *x = &obj->f->x[i];
 		if (strcmp(x->name, name) == 0) {
 			if (*size < x->len)
-				return ERANGE;
+				return E2BIG; /* as DFS: the fetch fails with -DER_REC2BIG */
 			memcpy(value, x->val, x->len);
 			*size = x->len;
 			return 0;
