@@ -151,6 +151,8 @@ int dbk_bdev_daos_set_engine(const char *engine, const char *root, char *err, si
 				    "; 'daos' needs a build with DAOS: cmake -DDAOS_PREFIX=..."
 #endif
 		);
+	if (e->probe && e->probe(err, errlen) != 0)
+		return -ELIBACC;
 	if (root && root[0]) {
 		if (root[0] != '/')
 			return dbk_dfs_fail(err, errlen, -EINVAL, "--dfs-root '%s' must be an absolute path", root);

@@ -68,6 +68,8 @@ struct dbk_dfs_engine {
 	size_t op_priv_size;	/* bytes after struct dbk_dfs_op the engine uses */
 	bool volatile_cache;	/* completed writes need flush() to be durable (local: page cache) */
 
+	/* Optional (NULL: nothing to check): can the engine run here at all? (daos: its libraries load.) */
+	int (*probe)(char *err, size_t errlen);
 	/* Reference-counted global init/fini. root: local engine's root directory (ignored by daos). */
 	int (*init)(const char *root, char *err, size_t errlen);
 	void (*fini)(void);

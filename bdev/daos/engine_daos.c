@@ -18,6 +18,7 @@
 #include <daos_event.h>
 #include <daos_fs.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -51,6 +52,113 @@ struct dbk_dfs_eq {
 	uint32_t depth;
 	uint32_t inflight;
 };
+
+/* ------------------------------------------------------- the DAOS client API */
+
+/*
+ * With DBK_DAOS_DLOPEN (the default of a DAOS build) libdaos and libdfs are loaded at run time, the first time
+ * the engine is used, so one daosblk-tgt serves the local engine on a host without DAOS and the real one where
+ * DAOS's client libraries are installed, and says which library is missing. Without it the engine links them.
+ * Calls go through API(fn): a pointer filled by dlsym, or the function itself.
+ */
+#define DAOS_API_LIBDAOS(X)                                                                                         \
+	X(daos_init) X(daos_fini) X(daos_pool_connect) X(daos_pool_disconnect) X(daos_cont_open) X(daos_cont_close) \
+	X(daos_oclass_name2id) X(daos_eq_create) X(daos_eq_destroy) X(daos_event_init) X(daos_event_fini)           \
+	X(daos_eq_poll)
+#define DAOS_API_LIBDFS(X)                                                                                          \
+	X(dfs_mount) X(dfs_umount) X(dfs_open) X(dfs_release) X(dfs_read) X(dfs_write) X(dfs_punch) X(dfs_get_size) \
+	X(dfs_getxattr) X(dfs_setxattr)
+
+#ifdef DBK_DAOS_DLOPEN
+#ifndef DBK_DAOS_LIBDAOS_NAME
+#define DBK_DAOS_LIBDAOS_NAME "libdaos.so.2"
+#endif
+#ifndef DBK_DAOS_LIBDFS_NAME
+#define DBK_DAOS_LIBDFS_NAME "libdfs.so"
+#endif
+/* Some API names are macros for versioned symbols (daos_pool_connect -> daos_pool_connect2): expand, then quote. */
+#define API_STR2(x) #x
+#define API_STR(x) API_STR2(x)
+#define API_MEMBER(fn) __typeof__(fn) *fn;
+static struct {
+	DAOS_API_LIBDAOS(API_MEMBER)
+	DAOS_API_LIBDFS(API_MEMBER)
+} g_api;
+static void *g_libdaos, *g_libdfs;
+#define API(fn) (g_api.fn)
+
+static void *load_lib(const char *env, const char *dflt, char *err, size_t errlen, int *rc)
+{
+	const char *name = getenv(env);
+	void *h;
+
+	if (name == NULL || name[0] == '\0')
+		name = dflt;
+	h = dlopen(name, RTLD_NOW | RTLD_GLOBAL);
+	if (h == NULL)
+		*rc = dbk_dfs_fail(err, errlen, -ELIBACC,
+				   "the daos engine needs DAOS's client library %s, which cannot be loaded (%s); install "
+				   "DAOS's client packages, or set LD_LIBRARY_PATH (or %s) to where it is",
+				   name, dlerror(), env);
+	return h;
+}
+
+/* Load libdaos and libdfs and resolve every function the engine calls. Caller holds g_lock. */
+static int api_load_locked(char *err, size_t errlen)
+{
+	const char *missing = NULL, *lib = NULL;
+	int rc = 0;
+	void *sym;
+
+	if (g_libdfs)
+		return 0;
+	g_libdaos = load_lib("DBK_DAOS_LIBDAOS", DBK_DAOS_LIBDAOS_NAME, err, errlen, &rc);
+	if (g_libdaos == NULL)
+		return rc;
+	g_libdfs = load_lib("DBK_DAOS_LIBDFS", DBK_DAOS_LIBDFS_NAME, err, errlen, &rc);
+	if (g_libdfs == NULL)
+		goto fail;
+#define API_RESOLVE_DAOS(fn)                                                                                        \
+	if (missing == NULL) {                                                                                      \
+		sym = dlsym(g_libdaos, API_STR(fn));                                                                \
+		if (sym == NULL) {                                                                                  \
+			missing = API_STR(fn);                                                                      \
+			lib = DBK_DAOS_LIBDAOS_NAME;                                                                \
+		}                                                                                                   \
+		memcpy(&g_api.fn, &sym, sizeof(sym));                                                               \
+	}
+#define API_RESOLVE_DFS(fn)                                                                                         \
+	if (missing == NULL) {                                                                                      \
+		sym = dlsym(g_libdfs, API_STR(fn));                                                                 \
+		if (sym == NULL) {                                                                                  \
+			missing = API_STR(fn);                                                                      \
+			lib = DBK_DAOS_LIBDFS_NAME;                                                                 \
+		}                                                                                                   \
+		memcpy(&g_api.fn, &sym, sizeof(sym));                                                               \
+	}
+	DAOS_API_LIBDAOS(API_RESOLVE_DAOS)
+	DAOS_API_LIBDFS(API_RESOLVE_DFS)
+	if (missing == NULL)
+		return 0;
+	rc = dbk_dfs_fail(err, errlen, -ELIBBAD,
+			  "%s has no %s: this DAOS is not the version daosblk was built against (DAOS 2.6 API)", lib,
+			  missing);
+	dlclose(g_libdfs);
+fail:
+	dlclose(g_libdaos);
+	g_libdaos = g_libdfs = NULL;
+	memset(&g_api, 0, sizeof(g_api));
+	return rc;
+}
+#else
+#define API(fn) fn
+static int api_load_locked(char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+#endif
 
 /* Private part of struct dbk_dfs_op; the event comes first so the op is found from it. */
 struct dop {
@@ -145,8 +253,10 @@ static int daos_engine_init(const char *root, char *err, size_t errlen)
 
 	(void)root;
 	pthread_mutex_lock(&g_lock);
-	if (g_refs == 0) {
-		rc = daos_init();
+	if (g_refs == 0)
+		rc = api_load_locked(err, errlen);
+	if (g_refs == 0 && rc == 0) {
+		rc = API(daos_init)();
 		if (rc != 0) {
 			rc = to_errno(rc);
 			dbk_dfs_fail(err, errlen, rc, "daos_init failed: %s (is daos_agent running?)",
@@ -159,11 +269,22 @@ static int daos_engine_init(const char *root, char *err, size_t errlen)
 	return rc;
 }
 
+/* The libraries can be used (loaded and complete); nothing is connected. */
+static int daos_engine_probe(char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&g_lock);
+	rc = api_load_locked(err, errlen);
+	pthread_mutex_unlock(&g_lock);
+	return rc;
+}
+
 static void daos_engine_fini(void)
 {
 	pthread_mutex_lock(&g_lock);
 	if (g_refs > 0 && --g_refs == 0)
-		daos_fini();
+		API(daos_fini)();
 	pthread_mutex_unlock(&g_lock);
 }
 
@@ -177,7 +298,7 @@ static int daos_engine_pool_connect(const char *pool, struct dbk_dfs_pool **out,
 	if (p == NULL)
 		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
 	snprintf(p->name, sizeof(p->name), "%s", pool);
-	rc = daos_pool_connect(pool, NULL, DAOS_PC_RW, &p->poh, NULL, NULL);
+	rc = API(daos_pool_connect)(pool, NULL, DAOS_PC_RW, &p->poh, NULL, NULL);
 	if (rc != 0) {
 		free(p);
 		if (rc == -DER_NONEXIST)
@@ -193,7 +314,7 @@ static int daos_engine_pool_connect(const char *pool, struct dbk_dfs_pool **out,
 
 static int daos_engine_pool_disconnect(struct dbk_dfs_pool *pool)
 {
-	int rc = daos_pool_disconnect(pool->poh, NULL);
+	int rc = API(daos_pool_disconnect)(pool->poh, NULL);
 
 	free(pool);
 	return to_errno(rc);
@@ -209,7 +330,7 @@ static int daos_engine_cont_open(struct dbk_dfs_pool *pool, const char *cont, st
 		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
 	snprintf(c->name, sizeof(c->name), "%s", cont);
 	snprintf(c->pool_name, sizeof(c->pool_name), "%s", pool->name);
-	rc = daos_cont_open(pool->poh, cont, DAOS_COO_RW, &c->coh, NULL, NULL);
+	rc = API(daos_cont_open)(pool->poh, cont, DAOS_COO_RW, &c->coh, NULL, NULL);
 	if (rc != 0) {
 		free(c);
 		if (rc == -DER_NONEXIST)
@@ -228,7 +349,7 @@ static int daos_engine_cont_open(struct dbk_dfs_pool *pool, const char *cont, st
 
 static int daos_engine_cont_close(struct dbk_dfs_cont *cont)
 {
-	int rc = daos_cont_close(cont->coh, NULL);
+	int rc = API(daos_cont_close)(cont->coh, NULL);
 
 	free(cont);
 	return to_errno(rc);
@@ -242,7 +363,7 @@ static int daos_engine_mount(struct dbk_dfs_pool *pool, struct dbk_dfs_cont *con
 
 	if (fs == NULL)
 		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
-	rc = dfs_mount(pool->poh, cont->coh, O_RDWR, &fs->dfs);
+	rc = API(dfs_mount)(pool->poh, cont->coh, O_RDWR, &fs->dfs);
 	if (rc != 0) {
 		free(fs);
 		if (rc == EINVAL)
@@ -259,7 +380,7 @@ static int daos_engine_mount(struct dbk_dfs_pool *pool, struct dbk_dfs_cont *con
 
 static int daos_engine_umount(struct dbk_dfs_fs *fs)
 {
-	int rc = dfs_umount(fs->dfs);
+	int rc = API(dfs_umount)(fs->dfs);
 
 	free(fs);
 	return to_errno(rc);
@@ -280,7 +401,7 @@ static int daos_engine_file_open(struct dbk_dfs_fs *fs, const char *path, const 
 		return dbk_dfs_fail(err, errlen, -EINVAL, "path '%s' must be '/<file name>' at the container root",
 				    path ? path : "");
 	if (opts && opts->oclass && opts->oclass[0]) {
-		cid = daos_oclass_name2id(opts->oclass);
+		cid = API(daos_oclass_name2id)(opts->oclass);
 		if (cid == 0)
 			return dbk_dfs_fail(err, errlen, -EINVAL, "object class '%s' is unknown to DAOS", opts->oclass);
 	}
@@ -290,7 +411,7 @@ static int daos_engine_file_open(struct dbk_dfs_fs *fs, const char *path, const 
 	if (f == NULL)
 		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
 	f->dfs = fs->dfs;
-	rc = dfs_open(fs->dfs, NULL, name, S_IFREG | 0600, flags, cid, opts ? opts->chunk_size : 0, NULL, &f->obj);
+	rc = API(dfs_open)(fs->dfs, NULL, name, S_IFREG | 0600, flags, cid, opts ? opts->chunk_size : 0, NULL, &f->obj);
 	if (rc != 0) {
 		free(f);
 		rc = to_errno(rc);
@@ -304,7 +425,7 @@ static int daos_engine_file_open(struct dbk_dfs_fs *fs, const char *path, const 
 
 static int daos_engine_file_close(struct dbk_dfs_file *file)
 {
-	int rc = dfs_release(file->obj);
+	int rc = API(dfs_release)(file->obj);
 
 	free(file);
 	return to_errno(rc);
@@ -319,7 +440,7 @@ static int daos_engine_eq_create(uint32_t depth, struct dbk_dfs_eq **out, char *
 
 	if (eq == NULL)
 		return dbk_dfs_fail(err, errlen, -ENOMEM, "out of memory");
-	rc = daos_eq_create(&eq->eqh);
+	rc = API(daos_eq_create)(&eq->eqh);
 	if (rc != 0) {
 		free(eq);
 		rc = to_errno(rc);
@@ -336,7 +457,7 @@ static int daos_engine_eq_destroy(struct dbk_dfs_eq *eq)
 
 	if (eq->inflight)
 		return -EBUSY;
-	rc = daos_eq_destroy(eq->eqh, 0);
+	rc = API(daos_eq_destroy)(eq->eqh, 0);
 	free(eq);
 	return to_errno(rc);
 }
@@ -370,15 +491,15 @@ static int start_rw(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, bool is_re
 	d->iov = iov;
 	d->iovcnt = iovcnt;
 	d->is_read = is_read;
-	rc = daos_event_init(&d->ev, eq->eqh, NULL);
+	rc = API(daos_event_init)(&d->ev, eq->eqh, NULL);
 	if (rc != 0)
 		return to_errno(rc);
 	if (is_read)
-		rc = dfs_read(file->dfs, file->obj, &d->sgl, offset, &d->read_size, &d->ev);
+		rc = API(dfs_read)(file->dfs, file->obj, &d->sgl, offset, &d->read_size, &d->ev);
 	else
-		rc = dfs_write(file->dfs, file->obj, &d->sgl, offset, &d->ev);
+		rc = API(dfs_write)(file->dfs, file->obj, &d->sgl, offset, &d->ev);
 	if (rc != 0) {
-		daos_event_fini(&d->ev);
+		API(daos_event_fini)(&d->ev);
 		return to_errno(rc);
 	}
 	eq->inflight++;
@@ -424,7 +545,7 @@ static int daos_engine_poll(struct dbk_dfs_eq *eq, int max)
 		max = POLL_MAX;
 	if (max <= 0 || eq->inflight == 0)
 		return 0;
-	n = daos_eq_poll(eq->eqh, 0, DAOS_EQ_NOWAIT, (unsigned int)max, evs);
+	n = API(daos_eq_poll)(eq->eqh, 0, DAOS_EQ_NOWAIT, (unsigned int)max, evs);
 	if (n < 0)
 		return to_errno(n);
 	for (int i = 0; i < n; i++) {
@@ -432,7 +553,7 @@ static int daos_engine_poll(struct dbk_dfs_eq *eq, int max)
 		struct dop *d = dop_of(op);
 
 		rc = to_errno(evs[i]->ev_error);
-		daos_event_fini(evs[i]);
+		API(daos_event_fini)(evs[i]);
 		eq->inflight--;
 		if (rc == 0 && d->is_read && d->read_size < d->want)
 			zero_tail(d);
@@ -447,13 +568,13 @@ static int daos_engine_punch(struct dbk_dfs_file *file, uint64_t offset, uint64_
 {
 	if (len == 0)
 		return 0;
-	return to_errno(dfs_punch(file->dfs, file->obj, offset, len));
+	return to_errno(API(dfs_punch)(file->dfs, file->obj, offset, len));
 }
 
 static int daos_engine_get_size(struct dbk_dfs_file *file, uint64_t *size)
 {
 	daos_size_t s = 0;
-	int rc = dfs_get_size(file->dfs, file->obj, &s);
+	int rc = API(dfs_get_size)(file->dfs, file->obj, &s);
 
 	if (rc == 0)
 		*size = s;
@@ -463,13 +584,13 @@ static int daos_engine_get_size(struct dbk_dfs_file *file, uint64_t *size)
 static int daos_engine_set_size(struct dbk_dfs_file *file, uint64_t size)
 {
 	/* punch to DFS_MAX_FSIZE truncates or extends the file to size */
-	return to_errno(dfs_punch(file->dfs, file->obj, size, DFS_MAX_FSIZE));
+	return to_errno(API(dfs_punch)(file->dfs, file->obj, size, DFS_MAX_FSIZE));
 }
 
 static int daos_engine_getxattr(struct dbk_dfs_file *file, const char *name, void *buf, size_t *len)
 {
 	daos_size_t size = *len;
-	int rc = dfs_getxattr(file->dfs, file->obj, name, buf, &size);
+	int rc = API(dfs_getxattr)(file->dfs, file->obj, name, buf, &size);
 
 	/* DFS: ENODATA when absent; E2BIG (-DER_REC2BIG) when the value is longer than the buffer */
 	if (rc == E2BIG)
@@ -484,13 +605,14 @@ static int daos_engine_getxattr(struct dbk_dfs_file *file, const char *name, voi
 
 static int daos_engine_setxattr(struct dbk_dfs_file *file, const char *name, const void *val, size_t len)
 {
-	return to_errno(dfs_setxattr(file->dfs, file->obj, name, val, len, 0));
+	return to_errno(API(dfs_setxattr)(file->dfs, file->obj, name, val, len, 0));
 }
 
 const struct dbk_dfs_engine dbk_dfs_engine_daos = {
 	.name = "daos",
 	.op_priv_size = sizeof(struct dop),
 	.volatile_cache = false,
+	.probe = daos_engine_probe,
 	.init = daos_engine_init,
 	.fini = daos_engine_fini,
 	.pool_connect = daos_engine_pool_connect,
