@@ -273,6 +273,10 @@ static void connect_on_main(void *arg)
 				     invalid_param(offsetof(struct nvmf_connect_data, hostnqn), true));
 			return;
 		}
+		/*
+		 * Stricter than SPDK and nvmet (nvmf/COMPAT.md): with an empty HOSTNQN the HOSTID is all that names
+		 * the host, and CNTLIDs are easy to guess; another host must not add queues to this controller.
+		 */
 		if (memcmp(ctrlr->hostid, c->data.hostid, 16) != 0) {
 			connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_PARAMETERS,
 				     invalid_param(offsetof(struct nvmf_connect_data, hostid), true));
@@ -661,6 +665,11 @@ static void property_get(struct dbk_nvmf_request *req)
 	struct dbk_nvmf_ctrlr *ctrlr = req->qpair->ctrlr;
 	uint64_t v;
 
+	if ((cmd->attrib & 0x7) != 0 && (cmd->ofst & 7) != 0) {
+		/* an 8-byte read at CAP+4 would span CAP and VS: refused, as SPDK's target and nvmet do */
+		complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+		return;
+	}
 	switch (cmd->ofst) {
 	case NVME_REG_CAP:
 		v = ctrlr_cap(ctrlr);
@@ -701,6 +710,10 @@ static void property_set(struct dbk_nvmf_request *req)
 	if ((cc & NVME_CC_EN) && !(old & NVME_CC_EN)) {
 		uint32_t iosqes = (cc >> NVME_CC_IOSQES_SHIFT) & 0xF, iocqes = (cc >> NVME_CC_IOCQES_SHIFT) & 0xF;
 
+		/*
+		 * Kept (nvmf/COMPAT.md): nvmet takes the write but sets CSTS.CFS instead of RDY, SPDK enables and
+		 * refuses the I/O queues later; refusing the write is the plainest of the three answers.
+		 */
 		if (!ctrlr->subsys->discovery && (iosqes != 6 || iocqes != 4)) {
 			DBK_NOTICELOG("controller %u: CC.EN with IOSQES %u / IOCQES %u rejected", ctrlr->cntlid,
 				      iosqes, iocqes);
@@ -738,12 +751,14 @@ void nvmf_ctrlr_exec_fabrics(struct dbk_nvmf_request *req)
 		q->ctrlr->last_ka_ns = dbk_get_ns();
 	switch (cmd->fctype) {
 	case NVMF_FCTYPE_CONNECT:
-		complete_status(req, NVME_SCT_GENERIC, NVME_SC_COMMAND_SEQUENCE_ERROR);
+		/* a second Connect on a connected queue: Invalid Opcode, as SPDK's target and nvmet answer */
+		complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE);
 		break;
 	case NVMF_FCTYPE_PROPERTY_GET:
 	case NVMF_FCTYPE_PROPERTY_SET:
 		if (q->qid != 0) {
-			complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+			/* admin-queue-only fabrics commands: Invalid Opcode on an I/O queue, as SPDK and nvmet answer */
+			complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_OPCODE);
 			break;
 		}
 		if (cmd->fctype == NVMF_FCTYPE_PROPERTY_GET)
@@ -820,7 +835,7 @@ static void identify_ctrlr(struct dbk_nvmf_ctrlr *ctrlr, uint8_t *b)
 	b[258] = 3;			/* ACL */
 	b[259] = DBK_NVMF_MAX_AER - 1;	/* AERL */
 	b[260] = 0x3;			/* FRMW: 1 slot, slot 1 read-only */
-	b[261] = 0x4;			/* LPA: extended data for Get Log Page */
+	b[261] = s->discovery ? 0x4 : 0x6;	/* LPA: extended data; Commands Supported and Effects (I/O) */
 	b[262] = 127;			/* ELPE */
 	b[263] = 0;			/* NPSS */
 	put16(b, 320, DBK_NVMF_KAS_100MS);
@@ -944,6 +959,21 @@ static void identify_on_main(void *arg)
 			goto done;
 		}
 		break;	/* NVM: all fields zero */
+	case NVME_ID_CNS_CS_INDEPENDENT_NS:
+		if (s->discovery || nsid == 0 || nsid > s->max_namespaces) {
+			nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_NAMESPACE_OR_FORMAT);
+			goto done;
+		}
+		if (nvmf_ns_active(s->ns[nsid - 1]))
+			nvmf_identify_ns_cs_indep(s->ns[nsid - 1], b);
+		break;	/* an inactive NSID: all zero, as CNS 00h */
+	case NVME_ID_CNS_ACTIVE_NS_LIST_CS:
+		/* the active namespace list of one command set: all ours are NVM (CSI 0) */
+		if ((req->cmd->cdw11 >> 24) != 0) {
+			nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+			goto done;
+		}
+		/* fall through */
 	case NVME_ID_CNS_ACTIVE_NS_LIST: {
 		uint32_t n = 0;
 
@@ -1101,6 +1131,19 @@ static void get_log_page(struct dbk_nvmf_request *req)
 		return;
 	}
 	switch (lid) {
+	case NVME_LOG_SUPPORTED_PAGES:
+		copy_log(req, b, nvmf_log_supported_pages(b), offset, len);
+		break;
+	case NVME_LOG_COMMAND_EFFECTS:
+		if ((cmd->cdw14 >> 24) != 0) {	/* CSI: only NVM */
+			complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+			return;
+		}
+		copy_log(req, b, nvmf_log_cmd_effects(b), offset, len);
+		break;
+	case NVME_LOG_FEATURE_IDS:
+		copy_log(req, b, nvmf_log_feature_ids(ctrlr, b), offset, len);
+		break;
 	case NVME_LOG_ERROR:
 		nvmf_req_fill_data(req, b, 0);	/* no errors recorded: all zero */
 		break;

@@ -303,6 +303,11 @@ void nvmf_ctrlr_disconnect_all(struct dbk_nvmf_ctrlr *ctrlr);
 /* Qpair thread (admin qpair): fail held AERs. */
 void nvmf_ctrlr_abort_aers(struct dbk_nvmf_ctrlr *ctrlr);
 bool nvmf_ctrlr_vwc_present(const struct dbk_nvmf_subsystem *s);
+/* ctrlr_pages.c: builders of further log pages and Identify structures (b zeroed, big enough; return sizes) */
+size_t nvmf_log_supported_pages(uint8_t *b);
+size_t nvmf_log_cmd_effects(uint8_t *b);
+size_t nvmf_log_feature_ids(const struct dbk_nvmf_ctrlr *ctrlr, uint8_t *b);
+void nvmf_identify_ns_cs_indep(const struct nvmf_ns *ns, uint8_t *b);
 
 /* io.c */
 void nvmf_io_exec(struct dbk_nvmf_request *req);

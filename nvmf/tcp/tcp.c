@@ -585,6 +585,7 @@ static void capsule_ready(struct tcp_req *r, uint32_t icd_len, bool ddgst_ok)
 		return;
 	}
 	if (!r->cid_owned) {
+		/* Kept though SPDK and nvmet do not check (nvmf/COMPAT.md): responses and H2CData are matched by CID. */
 		req_fail(r, NVME_SCT_GENERIC, NVME_SC_COMMAND_ID_CONFLICT);
 		return;
 	}
@@ -854,9 +855,13 @@ static void rx_handle_ch(struct tcp_conn *c)
 		conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, hlen));
 		return;
 	}
-	uint8_t dflags = ch->flags & (NVME_TCP_F_HDGST | NVME_TCP_F_DDGST);
+	/*
+	 * On PDUs that may carry digests the digest flags must match what ICReq negotiated: they say where the
+	 * data starts, and a digest taken for data would go to disk (nvmf/COMPAT.md). On ICReq, which has no
+	 * digests, the flags mean nothing and are ignored, as SPDK's target and nvmet ignore them.
+	 */
 	bool hd = digests && c->hdgst;
-	if (digests ? (!!(ch->flags & NVME_TCP_F_HDGST) != c->hdgst) : dflags != 0) {
+	if (digests && !!(ch->flags & NVME_TCP_F_HDGST) != c->hdgst) {
 		conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, flags));
 		return;
 	}
@@ -868,14 +873,10 @@ static void rx_handle_ch(struct tcp_conn *c)
 		return;
 	}
 	if (ch->plen == hdr_total) {
-		if (ch->pdo != 0) {
-			conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, pdo));
-			return;
-		}
-		if (ch->flags & NVME_TCP_F_DDGST) {
-			conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, flags));
-			return;
-		}
+		/*
+		 * No data: PDO and the DDGST flag describe nothing here, so stray values are ignored, as SPDK's
+		 * target and nvmet ignore them; the length alone frames the PDU.
+		 */
 		if (ch->pdu_type == NVME_TCP_PDU_H2C_DATA) {
 			conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, plen));
 			return;
@@ -885,8 +886,12 @@ static void rx_handle_ch(struct tcp_conn *c)
 			conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, plen));
 			return;
 		}
-		/* CPDA = 0: data starts right after the header (+digest), dword aligned. */
-		if (ch->pdo < hdr_total || (ch->pdo & 3)) {
+		/*
+		 * We answer CPDA 0, so the data may start anywhere after the header (+digest); padding before it is
+		 * skipped. An unaligned PDO is taken, as SPDK's target and nvmet take it (nvmf/COMPAT.md). A PDO inside
+		 * the header is refused: no reading of such a PDU is sure, and a wrong one writes wrong bytes.
+		 */
+		if (ch->pdo < hdr_total) {
 			conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, pdo));
 			return;
 		}
@@ -1084,6 +1089,10 @@ static void rx_h2c(struct tcp_conn *c)
 		conn_fatal(c, NVME_TCP_FES_DATA_TRANSFER_OUT_OF_RANGE, offsetof(struct nvme_tcp_data_hdr, datal));
 		return;
 	}
+	/*
+	 * Kept though SPDK and nvmet ignore the flag (nvmf/COMPAT.md): a LAST_PDU before the end means the host
+	 * sends no more, and waiting would pin this command's buffer (or lent bdev memory) until KATO.
+	 */
 	if ((c->pflags & NVME_TCP_F_DATA_LAST) && h->datao + h->datal != r->r2t_end) {
 		conn_fatal(c, NVME_TCP_FES_INVALID_HEADER_FIELD, offsetof(struct nvme_tcp_common_hdr, flags));
 		return;
