@@ -31,6 +31,7 @@ WORK=$(mktemp -d /tmp/dbk-kernel.XXXXXX)
 SOCK=$WORK/rpc.sock
 TGT_PID=""
 GUEST_PID=""
+KT_LOCKED=0
 TGT_LOG=$WORK/tgt.log
 GUEST_LOG=$WORK/guest.log
 
@@ -41,7 +42,7 @@ kt_cleanup() {
     if [ -n "$TGT_PID" ] && kill -0 "$TGT_PID" 2>/dev/null; then
         kill -KILL "$TGT_PID" 2>/dev/null; wait "$TGT_PID" 2>/dev/null
     fi
-    "$KI/net-down" >/dev/null 2>&1
+    [ "$KT_LOCKED" = 1 ] && "$KI/net-down" >/dev/null 2>&1
     if [ "$rc" -ne 0 ]; then
         kt_log "target log (last 40 lines):"; tail -n 40 "$TGT_LOG" 2>/dev/null | sed 's/^/  tgt| /' >&2
         kt_log "guest log (last 60 lines):"; tail -n 60 "$GUEST_LOG" 2>/dev/null | sed 's/^/  guest| /' >&2
@@ -54,6 +55,11 @@ kt_cleanup() {
 trap kt_cleanup EXIT
 
 kt_setup() {
+    # One guest and one nvtest namespace per machine: kernel tests of every build tree and checkout take
+    # turns (CTest's RESOURCE_LOCK covers only one ctest run).
+    exec 9>"${KT_LOCK:-/tmp/dbk-kernel-tests.lock}"
+    flock -w "${KT_LOCK_WAIT:-1800}" 9 || kt_fail "another kernel test held the lock for too long"
+    KT_LOCKED=1
     "$KI/setup" >"$WORK/setup.log" 2>&1 || { cat "$WORK/setup.log" >&2; kt_fail "kernel-initiator setup failed"; }
     "$KI/net-up" >/dev/null
 }
@@ -61,8 +67,10 @@ kt_setup() {
 rpc() { "$RPC" -s "$SOCK" "$@"; }
 
 # kt_start_target [daosblk-tgt args...]: start in the namespace, wait until it serves RPCs.
+# KT_TGT_ENV (an array of NAME=VALUE) is added to the target's environment.
+KT_TGT_ENV=()
 kt_start_target() {
-    ip netns exec "$NETNS" "$TGT" -m 0x1 -r "$SOCK" "$@" >>"$TGT_LOG" 2>&1 &
+    ip netns exec "$NETNS" env "${KT_TGT_ENV[@]}" "$TGT" -m 0x1 -r "$SOCK" "$@" >>"$TGT_LOG" 2>&1 &
     TGT_PID=$!
     local i
     for i in $(seq 1 100); do

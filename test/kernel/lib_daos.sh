@@ -2,16 +2,20 @@
 # on the engine DBK_DFS_ENGINE names.
 #
 #   local (default)  the embedded engine: a pool and container made with daosblk-dfs under $WORK/dfs.
-#   daos             a live DAOS: the pool DBK_DAOS_POOL (default test-pool) must exist; the test creates the
-#                    container test-cont itself (replacing a leftover one) and destroys it at the end.
+#   daos             a live DAOS: the pool DBK_DAOS_POOL (default test-pool) must exist; the test creates its
+#                    own POSIX container dbk-kernel-test (replacing one left by an earlier run) and destroys it
+#                    at the end, so an operator's test-cont is never touched.
 #                    daosblk-tgt runs in the test namespace, so it reaches the DAOS engine through a veth
 #                    pair (dbkv0 here, dbkv1 there) and a host route to the engine's fabric address; an
 #                    engine listening on loopback cannot be reached from there and the test skips.
 #                    Skips (77) with the reason unless the build has the real engine and
 #                    `daos pool query` succeeds.
 #
-# After kt_make_pool, DFS_TGT_ARGS holds the daosblk-tgt arguments that select the engine.
+# After kt_make_pool, DFS_TGT_ARGS holds the daosblk-tgt arguments that select the engine, and DFS_POOL and
+# DFS_CONT the labels bdev_daos_create takes.
 DFS_ENGINE=${DBK_DFS_ENGINE:-local}
+DFS_POOL=test-pool
+DFS_CONT=test-cont
 DFS_ROOT=$WORK/dfs
 DFS_TGT_ARGS=()
 DAOS_CONT_MADE=0
@@ -21,6 +25,8 @@ kt_daos_skip() { kt_log "SKIPPED (daos engine): $*"; exit 77; }
 if [ "$DFS_ENGINE" = daos ]; then
     DAOS_PREFIX=${DBK_DAOS_PREFIX:-}
     DAOS_POOL=${DBK_DAOS_POOL:-test-pool}
+    DFS_POOL=$DAOS_POOL
+    DFS_CONT=dbk-kernel-test
     DAOS_BIN=$DAOS_PREFIX/bin/daos
     DMG_BIN=$DAOS_PREFIX/bin/dmg
     [ "${DBK_HAVE_DAOS:-0}" = 1 ] || kt_daos_skip "this daosblk build has no real DAOS engine (configure with -DDAOS_PREFIX)"
@@ -58,15 +64,16 @@ kt_daos_net_up() {
     ip -n "$NETNS" link set dbkv1 up
     ip -n "$NETNS" link set lo up
     ip -n "$NETNS" route add "$addr/32" via 10.78.0.1
-    export D_INTERFACE=dbkv1 D_PROVIDER=ofi+tcp
+    # the DAOS client in the target uses the namespace's end of the pair (the agent, outside, would name its own)
+    KT_TGT_ENV=(D_INTERFACE=dbkv1 D_PROVIDER=ofi+tcp)
     kt_log "DAOS engine at $addr, reached from $NETNS through dbkv1"
 }
 
 kt_make_pool() {
     if [ "$DFS_ENGINE" = daos ]; then
         kt_daos_net_up
-        "$DAOS_BIN" container destroy --force "$DAOS_POOL" test-cont >/dev/null 2>&1 || true
-        "$DAOS_BIN" container create "$DAOS_POOL" test-cont --type POSIX >"$WORK/cont-create.log" 2>&1 ||
+        "$DAOS_BIN" container destroy --force "$DAOS_POOL" "$DFS_CONT" >/dev/null 2>&1 || true
+        "$DAOS_BIN" container create "$DAOS_POOL" "$DFS_CONT" --type POSIX >"$WORK/cont-create.log" 2>&1 ||
             { cat "$WORK/cont-create.log" >&2; kt_fail "daos container create failed"; }
         DAOS_CONT_MADE=1
         DFS_TGT_ARGS=(--dfs-engine daos)
@@ -83,7 +90,7 @@ kt_daos_cleanup() {
     if [ "$DAOS_CONT_MADE" = 1 ]; then
         [ -n "$TGT_PID" ] && kill -KILL "$TGT_PID" 2>/dev/null && wait "$TGT_PID" 2>/dev/null
         TGT_PID=""
-        "$DAOS_BIN" container destroy --force "$DAOS_POOL" test-cont >/dev/null 2>&1 || true
+        "$DAOS_BIN" container destroy --force "$DAOS_POOL" "$DFS_CONT" >/dev/null 2>&1 || true
     fi
     ip link del dbkv0 2>/dev/null || true
     return $rc

@@ -8,7 +8,7 @@ KT_NAME=daos-durability
 kt_setup
 kt_make_pool
 kt_start_target "${DFS_TGT_ARGS[@]}"
-rpc bdev_daos_create daosdev0 test-pool test-cont 64 4096 >/dev/null
+rpc bdev_daos_create daosdev0 "$DFS_POOL" "$DFS_CONT" 64 4096 >/dev/null
 kt_export daosdev0
 rpc save_config >"$WORK/config.json"
 kt_guest durability.sh --env PHASE=write

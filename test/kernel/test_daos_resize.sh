@@ -7,7 +7,7 @@ KT_NAME=daos-resize
 kt_setup
 kt_make_pool
 kt_start_target "${DFS_TGT_ARGS[@]}"
-rpc bdev_daos_create daosdev0 test-pool test-cont 64 4096 >/dev/null
+rpc bdev_daos_create daosdev0 "$DFS_POOL" "$DFS_CONT" 64 4096 >/dev/null
 kt_export daosdev0
 kt_guest_start resize.sh --env WANT_MIB=128
 kt_wait_signal connected

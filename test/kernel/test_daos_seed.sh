@@ -9,7 +9,7 @@ kt_setup
 kt_make_pool
 kt_start_target "${DFS_TGT_ARGS[@]}"
 rpc nvmf_create_transport -t TCP -u 2097152 -i 2097152 >/dev/null
-rpc bdev_daos_create daosdev0 test-pool test-cont 64 4096 >/dev/null
+rpc bdev_daos_create daosdev0 "$DFS_POOL" "$DFS_CONT" 64 4096 >/dev/null
 rpc nvmf_create_subsystem "$NQN" -a -s SPDK00000000000001 -d SPDK_Virtual_Controller_1 >/dev/null
 rpc nvmf_subsystem_add_ns "$NQN" daosdev0 >/dev/null
 rpc nvmf_subsystem_add_listener "$NQN" -t tcp -a "$TARGET_IP" -s 4420 >/dev/null

@@ -363,12 +363,12 @@ class Target:
         with open(self.log_path) as f:
             return f.read()
 
-    def stop(self):
+    def stop(self, timeout=30):
         """SIGINT; returns the exit code (0 expected: clean shutdown, no leaks under ASan)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
