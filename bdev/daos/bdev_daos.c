@@ -917,7 +917,7 @@ int dbk_bdev_daos_create(const struct dbk_bdev_daos_opts *o, dbk_bdev_daos_creat
 		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'cont': label longer than %d characters",
 				    DBK_DFS_LABEL_MAX);
 	if (o->block_size == 0 || o->block_size % 512 != 0)
-		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'block_size': %u is not a multiple of 512",
+		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'block_size': %u must be a multiple of 512 (e.g. 512 or 4096)",
 				    o->block_size);
 	if (o->num_blocks == 0)
 		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'num_blocks' must be greater than 0");
