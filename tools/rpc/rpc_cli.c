@@ -33,7 +33,7 @@ static int fix_size_to_blocks(json_t *params, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (blk % 512 != 0) {
-		snprintf(err, errlen, "BLOCK_SIZE %lld must be a multiple of 512 (e.g. 512 or 4096)", (long long)blk);
+		snprintf(err, errlen, "block_size %lld must be a multiple of 512 (e.g. 512 or 4096)", (long long)blk);
 		return -EINVAL;
 	}
 	bytes = mib * 1024.0 * 1024.0;

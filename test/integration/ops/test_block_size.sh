@@ -40,10 +40,10 @@ expect_raw() { # expect_raw TEXT METHOD PARAMS
 }
 
 for bs in 1000 520 4095 513; do
-	# daosblk-rpc
-	expect_rpc_error "BLOCK_SIZE $bs must be a multiple of 512" bdev_malloc_create 16 "$bs" -b M
-	expect_rpc_error "BLOCK_SIZE $bs must be a multiple of 512" bdev_null_create N 16 "$bs"
-	expect_rpc_error "BLOCK_SIZE $bs must be a multiple of 512" bdev_daos_create D p c 16 "$bs"
+	# daosblk-rpc (checks it before it derives num_blocks from the size in MiB)
+	expect_rpc_error "block_size $bs must be a multiple of 512" bdev_malloc_create 16 "$bs" -b M
+	expect_rpc_error "block_size $bs must be a multiple of 512" bdev_null_create N 16 "$bs"
+	expect_rpc_error "block_size $bs must be a multiple of 512" bdev_daos_create D p c 16 "$bs"
 	expect_rpc_error "block_size $bs must be a multiple of 512" bdev_uring_create "$DBK_TMP/u.img" U "$bs"
 	# the daemon, whatever the client
 	expect_raw "-22:block_size $bs must be a multiple of 512" bdev_malloc_create "{\"name\":\"M\",\"num_blocks\":64,\"block_size\":$bs}"
