@@ -27,6 +27,7 @@ python3 - "$SYSLOG_OUT" <<'PY' &
 import os, signal, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("/dev/log")
+s.settimeout(240)  # never outlive a test that failed before it could stop us
 out = open(sys.argv[1], "w")
 signal.signal(signal.SIGTERM, lambda *a: (out.close(), sys.exit(0)))
 open(sys.argv[1] + ".ready", "w").close()
@@ -36,6 +37,7 @@ while True:
     out.flush()
 PY
 listener=$!
+trap 'kill -TERM "$listener" 2>/dev/null; dbk_cleanup' EXIT
 for _ in $(seq 1 100); do [ -e "$SYSLOG_OUT.ready" ] && break; sleep 0.05; done
 [ -e "$SYSLOG_OUT.ready" ] || fail "syslog listener did not start"
 
