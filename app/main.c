@@ -32,14 +32,20 @@ static void usage(FILE *out)
 		"      --busy-poll         reactors never sleep (lowest latency, 100%% CPU per core)\n"
 		"      --dfs-engine ENGINE DAOS backend: local (embedded engine, default) or daos (real DAOS)\n"
 		"      --dfs-root DIR      root directory of the local engine (default /var/lib/daosblk)\n"
+		"      --syslog            log to syslog(3) (facility daemon) instead of stderr\n"
 		"  -h, --help              this help\n"
 		"  -v, --version           print the version\n"
 		"\n"
+		"Log lines on stderr: [date time.usec] LEVEL component (thread) file:line function: message.\n"
+		"When stderr is the systemd journal ($JOURNAL_STREAM), they carry <N> syslog priorities instead\n"
+		"of the date, so journalctl -p filters them.\n"
 		"SIGINT or SIGTERM shut the target down cleanly.\n",
 		DBK_RPC_DEFAULT_SOCKET);
 }
 
-enum { OPT_WAIT_FOR_RPC = 256, OPT_BUSY_POLL, OPT_DFS_ENGINE, OPT_DFS_ROOT };
+enum { OPT_WAIT_FOR_RPC = 256, OPT_BUSY_POLL, OPT_DFS_ENGINE, OPT_DFS_ROOT, OPT_SYSLOG };
+
+static bool g_syslog;
 
 static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 {
@@ -53,6 +59,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 		{"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
 		{"dfs-engine", required_argument, NULL, OPT_DFS_ENGINE},
 		{"dfs-root", required_argument, NULL, OPT_DFS_ROOT},
+		{"syslog", no_argument, NULL, OPT_SYSLOG},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
@@ -74,6 +81,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 		case OPT_BUSY_POLL: o->reactor.busy_poll = true; break;
 		case OPT_DFS_ENGINE: o->dfs_engine = optarg; break;
 		case OPT_DFS_ROOT: o->dfs_root = optarg; break;
+		case OPT_SYSLOG: g_syslog = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'v': printf("%s\n", DBK_VERSION_STRING); exit(0);
 		default:
@@ -101,6 +109,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	o.reactor.pin = true;
+	if (g_syslog)
+		dbk_log_open(DBK_LOG_DEST_SYSLOG, "daosblk-tgt");
+	else if (dbk_log_stderr_is_journal())
+		dbk_log_open(DBK_LOG_DEST_JOURNAL, "daosblk-tgt");
 	if (o.dfs_engine || o.dfs_root) {
 #ifdef DBK_WITH_DAOS_MODULE
 		if (dbk_bdev_daos_set_engine(o.dfs_engine ? o.dfs_engine : "local", o.dfs_root, err, sizeof(err)) != 0) {

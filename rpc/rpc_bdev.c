@@ -271,7 +271,7 @@ static const char *create_error(int rc, char *buf, size_t len, const char *name,
 static bool check_geometry(struct dbk_rpc_request *req, uint32_t block_size, uint64_t num_blocks)
 {
 	if (block_size == 0 || block_size % 512 != 0) {
-		dbk_rpc_send_error(req, -EINVAL, "block_size %u is not a multiple of 512", block_size);
+		dbk_rpc_send_error(req, -EINVAL, "block_size %u must be a multiple of 512 (e.g. 512 or 4096)", block_size);
 		return false;
 	}
 	if (num_blocks == 0) {
@@ -336,7 +336,7 @@ static void ram_create(struct dbk_rpc_request *req, const json_t *params, bool i
 		goto out;
 	}
 	if (p.physical_block_size && (p.physical_block_size % p.block_size)) {
-		dbk_rpc_send_error(req, -EINVAL, "physical_block_size %u is not a multiple of block_size %u",
+		dbk_rpc_send_error(req, -EINVAL, "physical_block_size %u must be a multiple of block_size %u",
 				   p.physical_block_size, p.block_size);
 		goto out;
 	}
@@ -549,7 +549,7 @@ static void rpc_bdev_set_qos_limit(struct dbk_rpc_request *req, const json_t *pa
 		goto out;
 	}
 	if (cur[DBK_BDEV_QOS_RW_IOPS] % 1000 != 0) {
-		dbk_rpc_send_error(req, -EINVAL, "rw_ios_per_sec %llu is not a multiple of 1000",
+		dbk_rpc_send_error(req, -EINVAL, "rw_ios_per_sec %llu must be a multiple of 1000",
 				   (unsigned long long)cur[DBK_BDEV_QOS_RW_IOPS]);
 		goto out;
 	}

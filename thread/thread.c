@@ -1226,6 +1226,7 @@ static void *reactor_main(void *arg)
 	struct dbk_thread *t = arg;
 
 	tls_thread = t;
+	dbk_log_set_thread_name(t->name);
 	if (g_pin)
 		pin_self(t);
 	reactor_run(t);
@@ -1265,6 +1266,7 @@ static void blocking_done(void *arg)
 static void *helper_main(void *arg)
 {
 	(void)arg;
+	dbk_log_set_thread_name("helper");
 	pthread_mutex_lock(&g_job_lock);
 	for (;;) {
 		struct blocking_job *job = STAILQ_FIRST(&g_jobs);
@@ -1518,10 +1520,12 @@ int dbk_reactors_start(dbk_msg_fn start_fn, void *ctx)
 		pin_self(t0);
 	}
 	tls_thread = t0;
+	dbk_log_set_thread_name(t0->name);
 	if (rc == 0 && start_fn && !stop_requested())
 		start_fn(ctx);
 	reactor_run(t0);
 	tls_thread = NULL;
+	dbk_log_set_thread_name(NULL);
 	for (int i = 1; i < g_num_threads; i++) {
 		struct dbk_thread *t = g_threads[i];
 

@@ -14,6 +14,9 @@
  * - bdev_daos_create opens a trial connection first, so a wrong pool,
  *   container or permission fails the call and nothing is registered. The
  *   bdev identity (UUID, block size, block count) lives in the file's xattrs.
+ *   With an engine that asks for it (keep_open: the local engine, whose open
+ *   files are locked "in use"), the trial connection stays open, without its
+ *   event queue, until the bdev is destructed.
  */
 /* Error messages are truncated to their buffers on purpose. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -80,6 +83,7 @@ struct daos_disk {
 	atomic_bool unregistering;
 	bool resizing;		/* a resize is running (main reactor only) */
 	struct dbk_thread *main_thread;
+	struct conn *holder;	/* eng->keep_open: the trial connection, open while the bdev exists (holds a ref) */
 };
 
 enum ch_state { CH_CONNECTING, CH_READY, CH_FAILED };
@@ -586,7 +590,13 @@ static struct dbk_io_channel *daos_get_io_channel(void *ctx)
 
 static void dev_gone(void *dev)
 {
-	disk_put(dev); /* the registration reference */
+	struct daos_disk *d = dev;
+	struct conn *h = d->holder;
+
+	d->holder = NULL;
+	if (h)
+		conn_release_async(h); /* its reference goes once the file is closed */
+	disk_put(d); /* the registration reference */
 }
 
 static int daos_destruct(void *ctx)
@@ -781,15 +791,45 @@ static int identity(struct create_ctx *x)
 static int trial_job(void *ctx)
 {
 	struct create_ctx *x = ctx;
-	int rc = conn_open(x->c);
+	struct conn *c = x->c;
+	int rc = conn_open(c);
 
 	if (rc)
-		snprintf(x->err, sizeof(x->err), "%s", x->c->err);
+		snprintf(x->err, sizeof(x->err), "%s", c->err);
 	else
 		rc = identity(x);
-	conn_close(x->c);
+	if (rc == 0 && c->eng->keep_open) {
+		/* kept as the bdev's holder: the file stays open, the event queue is not needed */
+		c->eng->eq_destroy(c->h.eq);
+		c->h.eq = NULL;
+	} else {
+		conn_close(c);
+	}
 	atomic_fetch_sub(&g_helper_jobs, 1);
 	return rc;
+}
+
+static int holder_discard_job(void *ctx)
+{
+	conn_close(ctx);
+	atomic_fetch_sub(&g_helper_jobs, 1);
+	return 0;
+}
+
+static void holder_discarded(void *ctx, int rc)
+{
+	(void)rc;
+	free(ctx);
+}
+
+/* Close a kept trial connection of a bdev that is not registered after all (no disk reference). */
+static void holder_discard(struct conn *c)
+{
+	atomic_fetch_add(&g_helper_jobs, 1);
+	if (dbk_run_blocking(holder_discard_job, holder_discarded, c) != 0) {
+		holder_discard_job(c);
+		free(c);
+	}
 }
 
 static void unregistered_free(void *dev)
@@ -803,7 +843,11 @@ static void trial_done(void *ctx, int rc)
 	struct daos_disk *d = x->d;
 
 	LIST_REMOVE(x, link);
-	free(x->c);
+	if (rc == 0 && d->eng->keep_open)
+		d->holder = x->c;
+	else
+		free(x->c);
+	x->c = NULL;
 	if (rc == 0 && dbk_bdev_get_by_name(d->bdev.name)) {
 		rc = -EEXIST;
 		snprintf(x->err, sizeof(x->err), "bdev '%s' already exists", d->bdev.name);
@@ -819,12 +863,14 @@ static void trial_done(void *ctx, int rc)
 	}
 	if (rc != 0) {
 		x->cb(x->cb_arg, NULL, rc, x->err);
+		if (d->holder)
+			holder_discard(d->holder);
 		disk_free(d);
 		free(x);
 		return;
 	}
 	uuid_copy(d->bdev.uuid, x->uuid);
-	atomic_store(&d->refs, 1);
+	atomic_store(&d->refs, d->holder ? 2 : 1);
 	dbk_io_device_register(d, daos_ch_create, daos_ch_destroy,
 			       (uint32_t)sizeof(struct daos_channel), d->bdev.name);
 	rc = dbk_bdev_register(&d->bdev);
@@ -832,6 +878,9 @@ static void trial_done(void *ctx, int rc)
 		snprintf(x->err, sizeof(x->err), "cannot register bdev '%s': %s", d->bdev.name,
 			 rc == -EEXIST ? "the name or uuid is in use" : strerror(-rc));
 		x->cb(x->cb_arg, NULL, rc, x->err);
+		if (d->holder)
+			holder_discard(d->holder);
+		d->holder = NULL;
 		dbk_io_device_unregister(d, unregistered_free);
 		free(x);
 		return;
@@ -870,7 +919,7 @@ int dbk_bdev_daos_create(const struct dbk_bdev_daos_opts *o, dbk_bdev_daos_creat
 		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'cont': label longer than %d characters",
 				    DBK_DFS_LABEL_MAX);
 	if (o->block_size == 0 || o->block_size % 512 != 0)
-		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'block_size': %u is not a multiple of 512",
+		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'block_size': %u must be a multiple of 512 (e.g. 512 or 4096)",
 				    o->block_size);
 	if (o->num_blocks == 0)
 		return dbk_dfs_fail(err, errlen, -EINVAL, "parameter 'num_blocks' must be greater than 0");

@@ -67,6 +67,12 @@ struct dbk_dfs_engine {
 	const char *name;	/* "local" or "daos" */
 	size_t op_priv_size;	/* bytes after struct dbk_dfs_op the engine uses */
 	bool volatile_cache;	/* completed writes need flush() to be durable (local: page cache) */
+	/*
+	 * A bdev keeps its file open (one connection without an event queue) for as long as it
+	 * exists. The local engine's file_open takes a shared flock(2) on the file, so an open
+	 * file is "in use" and dbk_dfs_local_file_remove() refuses it.
+	 */
+	bool keep_open;
 
 	/* Optional (NULL: nothing to check): can the engine run here at all? (daos: its libraries load.) */
 	int (*probe)(char *err, size_t errlen);
@@ -221,6 +227,14 @@ int dbk_dfs_local_cont_query(const char *root, const char *pool, const char *con
 /* -ENOTEMPTY unless force when the container holds files. */
 int dbk_dfs_local_cont_destroy(const char *root, const char *pool, const char *cont, bool force, char *err,
 			       size_t errlen);
+/*
+ * Remove the file NAME ("name" or "/name", at the container's root) and its xattrs. -EBUSY while
+ * anything holds it open through the engine (a bdev of a running daosblk-tgt: file_open holds a
+ * shared flock(2), the removal needs an exclusive one), -ENOENT if there is no such pool,
+ * container or file, -EINVAL for a bad name.
+ */
+int dbk_dfs_local_file_remove(const char *root, const char *pool, const char *cont, const char *name, char *err,
+			      size_t errlen);
 /* Files at the container's root. */
 int dbk_dfs_local_ls(const char *root, const char *pool, const char *cont, struct dbk_dfs_file_info **infos,
 		     size_t *count, char *err, size_t errlen);

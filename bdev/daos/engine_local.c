@@ -11,6 +11,12 @@
  * fsync of the directory); pools and containers appear and disappear with one
  * rename, so a crash never leaves a half-made pool visible. Each event queue is
  * an io_uring instance; I/O is readv/writev/fsync/fallocate through it.
+ *
+ * Locks (advisory, flock(2)): <root>/.lock, exclusive, serialises creates and
+ * destroys across processes. Every open file holds a shared lock on itself
+ * while open (a DAOS bdev keeps its file open while it exists), so
+ * dbk_dfs_local_file_remove (daosblk-dfs rm), which needs an exclusive one,
+ * refuses a file a running target uses.
  */
 #include "bdev/daos/dfs_engine.h"
 
@@ -914,6 +920,81 @@ int dbk_dfs_local_ls(const char *root, const char *pool, const char *cont, struc
 	return 0;
 }
 
+int dbk_dfs_local_file_remove(const char *root, const char *pool, const char *cont, const char *name, char *err,
+			      size_t errlen)
+{
+	char pool_dir[PATH_MAX], dir[PATH_MAX], data[PATH_MAX], side[PATH_MAX];
+	struct dbk_dfs_pool_info pinfo;
+	struct dbk_dfs_cont_info cinfo;
+	const char *n = name ? name : "";
+	struct stat st;
+	int lk, dfd = -1, fd = -1, rc;
+
+	if (n[0] == '/')
+		n++;
+	if (n[0] == '\0' || strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strlen(n) > 255)
+		return dbk_dfs_fail(err, errlen, -EINVAL, "'%s' is not a file name at the container root ('NAME' or '/NAME')",
+				    name ? name : "");
+	lk = lock_root(root, NULL, 0);
+	if (lk < 0)
+		return dbk_dfs_fail(err, errlen, -ENOENT, "pool '%s' not found (no pools under %s)", pool, root);
+	rc = pool_find(root, pool, pool_dir, sizeof(pool_dir), &pinfo, err, errlen);
+	if (rc)
+		goto out;
+	rc = cont_find(pool_dir, pool, cont, dir, sizeof(dir), &cinfo, err, errlen);
+	if (rc)
+		goto out;
+	if (join(data, sizeof(data), dir, "data") != 0 ||
+	    snprintf(side, sizeof(side), "%s/xattrs/%s.json", dir, n) >= (int)sizeof(side)) {
+		rc = dbk_dfs_fail(err, errlen, -ENAMETOOLONG, "root path too long");
+		goto out;
+	}
+	dfd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = dbk_dfs_fail(err, errlen, -errno, "cannot open %s: %s", data, strerror(errno));
+		goto out;
+	}
+	fd = openat(dfd, n, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ENOENT)
+			dbk_dfs_fail(err, errlen, rc, "file '/%s' not found in container '%s' of pool '%s'", n, cont, pool);
+		else
+			dbk_dfs_fail(err, errlen, rc, "cannot open file '/%s': %s", n, strerror(-rc));
+		goto out;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rc = dbk_dfs_fail(err, errlen, -EINVAL, "'/%s' in container '%s' is not a regular file", n, cont);
+		goto out;
+	}
+	do
+		rc = flock(fd, LOCK_EX | LOCK_NB);
+	while (rc != 0 && errno == EINTR);
+	if (rc != 0 && errno == EWOULDBLOCK) {
+		rc = dbk_dfs_fail(err, errlen, -EBUSY,
+				  "file '/%s' is in use: a bdev of a running daosblk-tgt has it open "
+				  "(bdev_daos_delete that bdev first)",
+				  n);
+		goto out;
+	}
+	/* locked (or a file system without flock): nothing opens it through the engine now */
+	if (unlinkat(dfd, n, 0) != 0) {
+		rc = dbk_dfs_fail(err, errlen, -errno, "cannot remove '/%s': %s", n, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	if (unlink(side) != 0 && errno != ENOENT)
+		dbk_dfs_fail(err, errlen, 0, "removed '/%s', but not its xattrs %s: %s", n, side, strerror(errno));
+	fsync(dfd);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	unlock_root(lk);
+	return rc;
+}
+
 /* ------------------------------------------------------ engine: setup calls */
 
 static int local_pool_connect(const char *pool, struct dbk_dfs_pool **out, char *err, size_t errlen)
@@ -1040,6 +1121,28 @@ static int local_file_open(struct dbk_dfs_fs *fs, const char *path, const struct
 		if (rc == -ENOENT)
 			return dbk_dfs_fail(err, errlen, rc, "file '/%s' not found in the container", name);
 		return dbk_dfs_fail(err, errlen, rc, "cannot open file '/%s': %s", name, strerror(-rc));
+	}
+	/*
+	 * In use while open: a shared lock (per open file description, dropped by close) that
+	 * dbk_dfs_local_file_remove's exclusive one cannot get. A file system without flock(2)
+	 * just goes without the protection.
+	 */
+	do
+		rc = flock(f->fd, LOCK_SH | LOCK_NB);
+	while (rc != 0 && errno == EINTR);
+	if (rc != 0 && errno == EWOULDBLOCK) {
+		rc = dbk_dfs_fail(err, errlen, -EBUSY, "file '/%s' is being removed", name);
+	} else {
+		struct stat st;
+		/* removed between our open and our lock: the name is gone, do not serve the orphan */
+		rc = 0;
+		if (fstat(f->fd, &st) == 0 && st.st_nlink == 0)
+			rc = dbk_dfs_fail(err, errlen, -ENOENT, "file '/%s' not found in the container", name);
+	}
+	if (rc) {
+		close(f->fd);
+		free(f);
+		return rc;
 	}
 	*out = f;
 	return 0;
@@ -1417,6 +1520,7 @@ const struct dbk_dfs_engine dbk_dfs_engine_local = {
 	.name = "local",
 	.op_priv_size = sizeof(struct lop),
 	.volatile_cache = true,
+	.keep_open = true,
 	.init = local_init,
 	.fini = local_fini,
 	.pool_connect = local_pool_connect,

@@ -408,7 +408,7 @@ int dbk_bdev_uring_create(const char *name, const char *filename, uint32_t block
 	if (filename == NULL || filename[0] == '\0')
 		return fail(err, errlen, -EINVAL, "filename must not be empty");
 	if (block_size % 512 != 0)
-		return fail(err, errlen, -EINVAL, "block_size %u is not a multiple of 512", block_size);
+		return fail(err, errlen, -EINVAL, "block_size %u must be a multiple of 512 (e.g. 512 or 4096)", block_size);
 	if (dbk_bdev_get_by_name(name) != NULL)
 		return fail(err, errlen, -EEXIST, "bdev '%s' already exists", name);
 	d = calloc(1, sizeof(*d));
@@ -443,7 +443,7 @@ int dbk_bdev_uring_create(const char *name, const char *filename, uint32_t block
 		if (block_size % lbs != 0) {
 			uring_free(d);
 			return fail(err, errlen, -EINVAL,
-				    "block_size %u is not a multiple of the logical block size %u of '%s'", block_size,
+				    "block_size %u must be a multiple of the logical block size %u of '%s'", block_size,
 				    lbs, filename);
 		}
 	} else if (S_ISREG(st.st_mode)) {

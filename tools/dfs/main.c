@@ -55,6 +55,7 @@ static void usage_main(FILE *f)
 		"  cont query POOL CONT [--json]\n"
 		"  cont destroy POOL CONT [--force] [--if-exists]\n"
 		"  ls POOL CONT [--json]          files in the container, with sizes\n"
+		"  rm POOL CONT NAME [--if-exists]  remove a file (one a deleted bdev left behind)\n"
 		"\n"
 		"options:\n"
 		"  --dfs-root DIR   root directory of the local engine (default: $DBK_DFS_ROOT or %s;\n"
@@ -93,7 +94,18 @@ static void usage_cont(FILE *f)
 static void usage_ls(FILE *f)
 {
 	fprintf(f, "usage: daosblk-dfs ls POOL CONT [--json]\n"
-		   "  list the files at the root of the container, with size and allocated bytes\n");
+		   "  list the files at the root of the container: logical size and bytes allocated on disk\n"
+		   "  (a DAOS bdev is the file /<bdev name>, or the bdev's 'path')\n");
+}
+
+static void usage_rm(FILE *f)
+{
+	fprintf(f, "usage: daosblk-dfs rm POOL CONT NAME [--if-exists]\n"
+		   "  remove the file NAME (or /NAME) at the root of the container, with its xattrs: the file a\n"
+		   "  DAOS bdev leaves behind after bdev_daos_delete (which keeps the data).\n"
+		   "  Refused while a bdev of a running daosblk-tgt uses the file: the target keeps it open with\n"
+		   "  a shared flock(2) from bdev_daos_create until the bdev is deleted, and rm needs an exclusive\n"
+		   "  one. --if-exists: succeed when there is no such file.\n");
 }
 
 static int usage_error(void (*usage)(FILE *), const char *fmt, const char *arg)
@@ -371,11 +383,37 @@ static int cmd_ls(struct opts *o)
 							     (json_int_t)f[i].size, "allocated",
 							     (json_int_t)f[i].allocated));
 		print_json(arr);
+	} else if (n == 0) {
+		printf("No files in container '%s' of pool '%s'\n", o->pos[1], o->pos[0]);
 	} else {
+		printf("%16s  %16s  %s\n", "Size", "Allocated", "Name");
 		for (size_t i = 0; i < n; i++)
 			printf("%16" PRIu64 "  %16" PRIu64 "  /%s\n", f[i].size, f[i].allocated, f[i].name);
 	}
 	free(f);
+	return 0;
+}
+
+static int cmd_rm(struct opts *o)
+{
+	char err[512] = "";
+	int rc;
+
+	if (o->help) {
+		usage_rm(stdout);
+		return 0;
+	}
+	if (o->npos != 3)
+		return usage_error(usage_rm, "%s", "rm takes POOL, CONT and NAME");
+	rc = dbk_dfs_local_file_remove(o->root, o->pos[0], o->pos[1], o->pos[2], err, sizeof(err));
+	if (rc == -ENOENT && o->if_exists && strstr(err, "file '/") == err)
+		return 0;
+	if (rc)
+		return fail(err, rc);
+	if (err[0])
+		fprintf(stderr, "%s: %s\n", g_prog, err);
+	printf("File '/%s' removed from container '%s'\n", o->pos[2][0] == '/' ? o->pos[2] + 1 : o->pos[2],
+	       o->pos[1]);
 	return 0;
 }
 
@@ -492,10 +530,12 @@ int main(int argc, char **argv)
 		return cmd_cont(&o);
 	if (strcmp(cmd, "ls") == 0)
 		return cmd_ls(&o);
+	if (strcmp(cmd, "rm") == 0)
+		return cmd_rm(&o);
 	if (strcmp(cmd, "help") == 0) {
 		usage_main(stdout);
 		return 0;
 	}
-	fprintf(stderr, "%s: unknown command '%s' (pool, cont, ls; see --help)\n", g_prog, cmd);
+	fprintf(stderr, "%s: unknown command '%s' (pool, cont, ls, rm; see --help)\n", g_prog, cmd);
 	return EXIT_USAGE;
 }

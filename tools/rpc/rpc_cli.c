@@ -32,6 +32,10 @@ static int fix_size_to_blocks(json_t *params, char *err, size_t errlen)
 		snprintf(err, errlen, "BLOCK_SIZE must be a positive integer");
 		return -EINVAL;
 	}
+	if (blk % 512 != 0) {
+		snprintf(err, errlen, "block_size %lld must be a multiple of 512 (e.g. 512 or 4096)", (long long)blk);
+		return -EINVAL;
+	}
 	bytes = mib * 1024.0 * 1024.0;
 	if (!(mib > 0) || !isfinite(mib) || bytes > 9.0e18) {
 		snprintf(err, errlen, "TOTAL_SIZE must be a positive size in MiB");

@@ -1666,7 +1666,7 @@ static void test_uring_errors(void **state)
 	u.bs = 1000;
 	run_on(0, ucreate_msg, &u);
 	assert_int_equal(u.rc, -EINVAL);
-	assert_non_null(strstr(u.err, "block_size 1000 is not a multiple of 512"));
+	assert_non_null(strstr(u.err, "block_size 1000 must be a multiple of 512"));
 	assert_int_equal(ftruncate(fd, 100), 0);
 	u.bs = 512;
 	run_on(0, ucreate_msg, &u);
@@ -1849,7 +1849,7 @@ static void test_rpc(void **state)
 	assert_non_null(strstr(msg, "already exists"));
 	r = rpc("bdev_malloc_create", json_pack("{s:i,s:i}", "num_blocks", 8, "block_size", 1000), &code, msg);
 	assert_int_equal(code, -EINVAL);
-	assert_non_null(strstr(msg, "block_size 1000 is not a multiple of 512"));
+	assert_non_null(strstr(msg, "block_size 1000 must be a multiple of 512"));
 	r = rpc("bdev_malloc_create", json_pack("{s:s,s:I,s:i}", "name", "Huge", "num_blocks", (json_int_t)1 << 40,
 						"block_size", 4096), &code, msg);
 	assert_int_equal(code, -ENOMEM);

@@ -126,6 +126,8 @@ static void test_errors(void **state)
 	expect_error("bdev_malloc_create x 4096", "'x' is not a number");
 	expect_error("bdev_malloc_create 64 4k", "'4k' is not an integer");
 	expect_error("bdev_malloc_create 0.001 4096", "not a whole number of 4096-byte blocks");
+	expect_error("bdev_malloc_create 16 1000", "block_size 1000 must be a multiple of 512");
+	expect_error("bdev_daos_create d p c 64 4000", "block_size 4000 must be a multiple of 512");
 	expect_error("bdev_malloc_create -1 4096", "TOTAL_SIZE must be a positive size");
 	expect_error("bdev_malloc_create 64 4096 --bogus", "unrecognized option '--bogus'");
 	expect_error("bdev_malloc_create 64 4096 -b", "needs a value");
