@@ -13,6 +13,8 @@ import os
 import struct
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nvmf"))
@@ -147,6 +149,74 @@ class DaosBdev(unittest.TestCase):
         cpl, desc = admin.identify(3, nsid=1)
         self.assertTrue(cpl.ok, cpl)
         self.assertIn(bytes.fromhex(uuid.replace("-", "")), desc)
+        q.close()
+        admin.close()
+
+    def test_03_sigkill_under_writes(self):
+        """SIGKILL of the target while writes are in flight, a restart from the saved configuration: the
+        same bdev UUID, and every write the host saw acknowledged reads back."""
+        t = self.tgt
+        t.stop()
+        type(self).tgt = t = nt.Target(mask="[0,1]", extra=self.be.target_args())
+        cont = self.be.create_cont("kill-cont")
+        t.rpc("nvmf_create_transport", "-t", "TCP")
+        t.rpc("bdev_daos_create", "killdev", self.pool, cont, 16, BS)
+        t.rpc("nvmf_create_subsystem", NQN, "-a", "-s", "SPDK00000000000001")
+        t.rpc("nvmf_subsystem_add_ns", NQN, "killdev")
+        t.rpc("nvmf_subsystem_add_listener", NQN, "-t", "tcp", "-a", "127.0.0.1", "-s", self.port)
+        uuid = t.rpc("bdev_get_bdevs", "-b", "killdev")[0]["uuid"]
+        cfg = os.path.join(t.dir, "config.json")
+        with open(cfg, "w") as f:
+            json.dump(t.rpc("save_config"), f)
+        admin, cntlid = nt.admin_session(self.port, NQN)
+        qs = [nt.io_session(self.port, NQN, cntlid, qid=i) for i in (1, 2)]
+        acked = {}
+        stop = threading.Event()
+
+        def writer(q, first):
+            lba, gen = first, 0
+            while not stop.is_set():
+                data = struct.pack("<QQ", lba, gen) + os.urandom(BS - 16)
+                try:
+                    cpl = q.write_incapsule(1, lba, data, BS)
+                except (OSError, RuntimeError, AssertionError):
+                    return
+                if not cpl.ok:
+                    return
+                acked[lba] = data
+                lba = first + (lba - first + 1) % 2048
+                gen += 1
+
+        ths = [threading.Thread(target=writer, args=(q, i * 2048), daemon=True) for i, q in enumerate(qs)]
+        for th in ths:
+            th.start()
+        deadline = time.time() + 60
+        while len(acked) < 200 and time.time() < deadline:
+            time.sleep(0.05)
+        t.proc.kill()  # SIGKILL, with both writers in the middle of a write
+        t.proc.wait()
+        stop.set()
+        for th in ths:
+            th.join(10)
+        self.assertGreaterEqual(len(acked), 200, "the writers made too little progress before the kill")
+        for h in qs + [admin]:
+            try:
+                h.close()
+            except OSError:
+                pass
+        t.log.close()
+        type(self).tgt = t = nt.Target(mask="[0,1]", extra=self.be.target_args() + ("-c", cfg))
+        self.assertEqual(t.rpc("bdev_get_bdevs", "-b", "killdev")[0]["uuid"], uuid)
+        admin, cntlid = nt.admin_session(self.port, NQN)
+        q = nt.io_session(self.port, NQN, cntlid)
+        lost = []
+        for lba, data in sorted(acked.items()):
+            cpl, back = q.read(1, lba, 1, BS)
+            self.assertTrue(cpl.ok, cpl)
+            if back != data:
+                lost.append(lba)
+        self.assertEqual(lost, [], "%d of %d acknowledged writes lost" % (len(lost), len(acked)))
+        print("%d acknowledged writes checked after SIGKILL and restart" % len(acked))
         q.close()
         admin.close()
 
