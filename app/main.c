@@ -99,7 +99,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 int main(int argc, char **argv)
 {
 	struct dbk_app_opts o = {.cpumask = "0x1", .rpc_socket = DBK_RPC_DEFAULT_SOCKET};
-	char err[256];
+	char err[1024];
 
 	if (parse_args(argc, argv, &o) != 0)
 		return 1;

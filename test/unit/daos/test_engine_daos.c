@@ -371,9 +371,31 @@ static void test_size_xattr_punch(void **state)
 	assert_int_equal(dd_live_handles(), 0);
 }
 
+#ifdef DBK_DAOS_DLOPEN
+/* Run first, before anything is loaded: a library that cannot be loaded is named, and nothing stays half loaded. */
+static void test_dlopen_missing_library(void **state)
+{
+	char err[512] = "";
+
+	(void)state;
+	setenv("DBK_DAOS_LIBDFS", "/nonexistent/libdfs.so", 1);
+	assert_int_equal(E->probe(err, sizeof(err)), -ELIBACC);
+	assert_non_null(strstr(err, "/nonexistent/libdfs.so"));
+	assert_non_null(strstr(err, "cannot be loaded"));
+	assert_int_equal(E->init(NULL, err, sizeof(err)), -ELIBACC);
+	unsetenv("DBK_DAOS_LIBDFS");
+	err[0] = '\0';
+	assert_int_equal(E->probe(err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+#ifdef DBK_DAOS_DLOPEN
+		cmocka_unit_test(test_dlopen_missing_library),
+#endif
 		cmocka_unit_test_setup(test_setup_teardown_order, reset),
 		cmocka_unit_test_setup(test_setup_errors, reset),
 		cmocka_unit_test_setup(test_events_out_of_order, reset),
