@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# One DAOS pool served side by side: daosblk-tgt on the real DAOS engine, SPDK's nvmf_tgt with its bdev_daos,
+# and daosblk-tgt on its embedded local engine, measured with the same client (SPDK's spdk_nvme_perf) and the
+# same placement: target on TGT_CORE, client on CLIENT_CORE, NVMe/TCP over loopback.
+#
+#   SPDK_DIR=/opt/spdk/spdk DBK_BUILD_DIR=build-daos bench/daos_side_by_side.sh
+#
+# Runs go in rounds: in each round every target in TARGETS is started, its bdev prefilled, every workload run
+# once, and the target stopped; REPEAT rounds. The table gives per target and workload the median of the
+# rounds, with the range of IOPS.
+#
+# Needs: a live DAOS (daos_agent running; the pool DAOS_POOL), daosblk built with -DDAOS_PREFIX, SPDK built
+# --with-daos at SPDK_DIR (build/bin/nvmf_tgt, build/bin/spdk_nvme_perf, scripts/rpc.py), root.
+#
+# Environment (all optional but SPDK_DIR):
+#   DAOS_PREFIX (/opt/daos)  DAOS_POOL (test-pool)  SIZE_MB (1024)  BLOCK_SIZE (4096)
+#   TARGETS ("daosblk spdk local")  WORKLOADS (all of: rr4k_q1 rr4k_q32 rr4k_q128 rw4k_q1 rw4k_q32 rw4k_q128
+#   sr128k_q16 sw128k_q16)  RUNTIME (10 s)  REPEAT (3)  TGT_CORE (0)  CLIENT_CORE (1)  PORT (4430)
+#   SPDK_MEM_MB (1024: SPDK runs with --no-huge -s SPDK_MEM_MB)  RESULTS_DIR (kept; default a temp dir)
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${SPDK_DIR:?set SPDK_DIR to an SPDK build with --with-daos}"
+: "${DBK_BUILD_DIR:=$top/build}"
+: "${DAOS_PREFIX:=/opt/daos}" "${DAOS_POOL:=test-pool}" "${SIZE_MB:=1024}" "${BLOCK_SIZE:=4096}"
+: "${TARGETS:=daosblk spdk local}" "${RUNTIME:=10}" "${REPEAT:=3}" "${TGT_CORE:=0}" "${CLIENT_CORE:=1}"
+: "${PORT:=4430}" "${SPDK_MEM_MB:=1024}"
+: "${WORKLOADS:=rr4k_q1 rr4k_q32 rr4k_q128 rw4k_q1 rw4k_q32 rw4k_q128 sr128k_q16 sw128k_q16}"
+RESULTS_DIR=${RESULTS_DIR:-$(mktemp -d /tmp/dbk-side.XXXXXX)}
+mkdir -p "$RESULTS_DIR"
+NQN=nqn.2016-06.io.spdk:cnode1
+TRID="trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN"
+TGT=$DBK_BUILD_DIR/app/daosblk-tgt
+DRPC=$DBK_BUILD_DIR/tools/rpc/daosblk-rpc
+DPERF=$DBK_BUILD_DIR/tools/perf/daosblk-perf
+DFS=$DBK_BUILD_DIR/tools/dfs/daosblk-dfs
+SNVMF=$SPDK_DIR/build/bin/nvmf_tgt
+SPERF=$SPDK_DIR/build/bin/spdk_nvme_perf
+SRPC=$SPDK_DIR/scripts/rpc.py
+SOCK=$RESULTS_DIR/rpc.sock
+for b in "$TGT" "$DRPC" "$DPERF" "$DFS" "$SNVMF" "$SPERF" "$SRPC" "$DAOS_PREFIX/bin/daos"; do
+    [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }
+done
+for w in $WORKLOADS; do
+    case $w in rr4k_q1|rr4k_q32|rr4k_q128|rw4k_q1|rw4k_q32|rw4k_q128|sr128k_q16|sw128k_q16) ;;
+        *) echo "unknown workload $w" >&2; exit 2;; esac
+done
+wl_args() { # name -> spdk_nvme_perf -q -o -w
+    case $1 in
+        rr4k_q*) echo "-q ${1#rr4k_q} -o 4096 -w randread";;
+        rw4k_q*) echo "-q ${1#rw4k_q} -o 4096 -w randwrite";;
+        sr128k_q16) echo "-q 16 -o 131072 -w read";;
+        sw128k_q16) echo "-q 16 -o 131072 -w write";;
+    esac
+}
+
+PID=""
+CONT=dbk-bench-$$
+LROOT=$RESULTS_DIR/dfs-root
+cleanup() {
+    set +e
+    [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    "$DAOS_PREFIX/bin/daos" container destroy --force "$DAOS_POOL" "$CONT" >/dev/null 2>&1
+}
+trap cleanup EXIT
+"$DAOS_PREFIX/bin/daos" container create "$DAOS_POOL" "$CONT" --type POSIX >/dev/null
+mkdir -p "$LROOT"
+"$DFS" --dfs-root "$LROOT" pool create bench-pool >/dev/null
+"$DFS" --dfs-root "$LROOT" cont create bench-pool bench-cont --type POSIX >/dev/null
+
+wait_sock() {
+    local i
+    for i in $(seq 1 300); do
+        [ -S "$SOCK" ] && "$@" >/dev/null 2>&1 && return 0
+        kill -0 "$PID" 2>/dev/null || { echo "target exited at start" >&2; return 1; }
+        sleep 0.1
+    done
+    return 1
+}
+
+start_target() { # daosblk|spdk|local
+    rm -f "$SOCK"
+    case $1 in
+    daosblk|local)
+        local eng=(--dfs-engine daos) pool=$DAOS_POOL cont=$CONT
+        [ "$1" = local ] && { eng=(--dfs-root "$LROOT"); pool=bench-pool; cont=bench-cont; }
+        taskset -c "$TGT_CORE" "$TGT" -m "[$TGT_CORE]" -r "$SOCK" "${eng[@]}" >>"$RESULTS_DIR/$1.log" 2>&1 &
+        PID=$!
+        wait_sock "$DRPC" -s "$SOCK" framework_wait_init
+        "$DRPC" -s "$SOCK" nvmf_create_transport -t TCP -u 131072 -i 131072 >/dev/null
+        "$DRPC" -s "$SOCK" bdev_daos_create bench0 "$pool" "$cont" "$SIZE_MB" "$BLOCK_SIZE" >/dev/null
+        "$DRPC" -s "$SOCK" nvmf_create_subsystem "$NQN" -a -s SPDK00000000000001 >/dev/null
+        "$DRPC" -s "$SOCK" nvmf_subsystem_add_ns "$NQN" bench0 >/dev/null
+        "$DRPC" -s "$SOCK" nvmf_subsystem_add_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null
+        ;;
+    spdk)
+        "$SNVMF" -m "[$TGT_CORE]" -r "$SOCK" --no-huge -s "$SPDK_MEM_MB" >>"$RESULTS_DIR/spdk.log" 2>&1 &
+        PID=$!
+        wait_sock "$SRPC" -s "$SOCK" framework_wait_init
+        "$SRPC" -s "$SOCK" nvmf_create_transport -t TCP -u 131072 -i 131072 >/dev/null
+        "$SRPC" -s "$SOCK" bdev_daos_create bench1 "$DAOS_POOL" "$CONT" "$SIZE_MB" "$BLOCK_SIZE" >/dev/null
+        "$SRPC" -s "$SOCK" nvmf_create_subsystem "$NQN" -a -s SPDK00000000000001 >/dev/null
+        "$SRPC" -s "$SOCK" nvmf_subsystem_add_ns "$NQN" bench1 >/dev/null
+        "$SRPC" -s "$SOCK" nvmf_subsystem_add_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null
+        ;;
+    esac
+}
+
+stop_target() {
+    kill -INT "$PID"
+    local i
+    for i in $(seq 1 300); do kill -0 "$PID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=""
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+
+echo "results in $RESULTS_DIR" >&2
+for r in $(seq 1 "$REPEAT"); do
+    for t in $TARGETS; do
+        start_target "$t"
+        if [ "$r" = 1 ]; then # each target's own file is written once, in round 1
+            taskset -c "$CLIENT_CORE" "$DPERF" -r "$TRID" -w write -o 131072 -q 16 --prefill -t 1 --no-progress \
+                >/dev/null 2>&1 || true
+        fi
+        for w in $WORKLOADS; do
+            out=$RESULTS_DIR/$t.$w.$r.txt
+            c0=$(cpu_ticks); t0=$(date +%s.%N)
+            # shellcheck disable=SC2046
+            taskset -c "$CLIENT_CORE" "$SPERF" --no-huge -s "$SPDK_MEM_MB" -c "[$CLIENT_CORE]" $(wl_args "$w") \
+                -t "$RUNTIME" -L -r "$TRID" >"$out" 2>&1 || echo "run $t $w $r failed (see $out)" >&2
+            c1=$(cpu_ticks); t1=$(date +%s.%N)
+            echo "tgt_cpu_pct $(echo "($c1 - $c0) * 100 / $(getconf CLK_TCK) / ($t1 - $t0)" | bc -l)" >>"$out"
+            echo "$t $w round $r: $(awk '/^Total/ {print int($3) " IOPS"}' "$out")" >&2
+        done
+        stop_target
+    done
+done
+
+python3 - "$RESULTS_DIR" "$TARGETS" "$WORKLOADS" "$REPEAT" <<'PY'
+import re, statistics, sys
+d, targets, wls, rep = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
+def parse(path):
+    r = {}
+    try:
+        txt = open(path).read()
+    except OSError:
+        return None
+    m = re.search(r"^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)", txt, re.M)
+    if not m:
+        return None
+    r["iops"], r["mib"], r["avg"] = map(float, m.groups())
+    for name, pct in (("p50", "50.00000"), ("p99", "99.00000"), ("p999", "99.90000")):
+        # the summary of the namespace's latency histogram: "  99.00000% :   123.456us"
+        mm = re.search(r"^\s*" + re.escape(pct) + r"%\s*:\s*([\d.]+)us", txt, re.M)
+        r[name] = float(mm.group(1)) if mm else float("nan")
+    mm = re.search(r"^tgt_cpu_pct ([\d.]+)", txt, re.M)
+    r["cpu"] = float(mm.group(1)) if mm else float("nan")
+    return r
+print("| workload | target | IOPS (median, range) | MiB/s | p50 us | p99 us | p99.9 us | target CPU % |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for w in wls:
+    for t in targets:
+        runs = [x for x in (parse("%s/%s.%s.%d.txt" % (d, t, w, i)) for i in range(1, rep + 1)) if x]
+        if not runs:
+            print("| %s | %s | failed | | | | | |" % (w, t))
+            continue
+        med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+        lo, hi = min(x["iops"] for x in runs), max(x["iops"] for x in runs)
+        print("| %s | %s | %.0f (%.0f-%.0f) | %.1f | %.0f | %.0f | %.0f | %.0f |" % (
+            w, t, med["iops"], lo, hi, med["mib"], med["p50"], med["p99"], med["p999"], med["cpu"]))
+PY
