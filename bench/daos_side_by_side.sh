@@ -37,6 +37,8 @@ SNVMF=$SPDK_DIR/build/bin/nvmf_tgt
 SPERF=$SPDK_DIR/build/bin/spdk_nvme_perf
 SRPC=$SPDK_DIR/scripts/rpc.py
 SOCK=$RESULTS_DIR/rpc.sock
+# SPDK's binaries link libdaos (no RUNPATH to DAOS's library directory)
+SPDK_ENV=(env "LD_LIBRARY_PATH=$DAOS_PREFIX/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
 for b in "$TGT" "$DRPC" "$DPERF" "$DFS" "$SNVMF" "$SPERF" "$SRPC" "$DAOS_PREFIX/bin/daos"; do
     [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }
 done
@@ -93,7 +95,7 @@ start_target() { # daosblk|spdk|local
         "$DRPC" -s "$SOCK" nvmf_subsystem_add_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null
         ;;
     spdk)
-        "$SNVMF" -m "[$TGT_CORE]" -r "$SOCK" --no-huge -s "$SPDK_MEM_MB" >>"$RESULTS_DIR/spdk.log" 2>&1 &
+        "${SPDK_ENV[@]}" "$SNVMF" -m "[$TGT_CORE]" -r "$SOCK" --no-huge -s "$SPDK_MEM_MB" >>"$RESULTS_DIR/spdk.log" 2>&1 &
         PID=$!
         wait_sock "$SRPC" -s "$SOCK" framework_wait_init
         "$SRPC" -s "$SOCK" nvmf_create_transport -t TCP -u 131072 -i 131072 >/dev/null
@@ -128,7 +130,7 @@ for r in $(seq 1 "$REPEAT"); do
             out=$RESULTS_DIR/$t.$w.$r.txt
             c0=$(cpu_ticks); t0=$(date +%s.%N)
             # shellcheck disable=SC2046
-            taskset -c "$CLIENT_CORE" "$SPERF" --no-huge -s "$SPDK_MEM_MB" -c "[$CLIENT_CORE]" $(wl_args "$w") \
+            taskset -c "$CLIENT_CORE" "${SPDK_ENV[@]}" "$SPERF" --no-huge -s "$SPDK_MEM_MB" -c "[$CLIENT_CORE]" $(wl_args "$w") \
                 -t "$RUNTIME" -L -r "$TRID" >"$out" 2>&1 || echo "run $t $w $r failed (see $out)" >&2
             c1=$(cpu_ticks); t1=$(date +%s.%N)
             echo "tgt_cpu_pct $(echo "($c1 - $c0) * 100 / $(getconf CLK_TCK) / ($t1 - $t0)" | bc -l)" >>"$out"

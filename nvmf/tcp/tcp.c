@@ -118,7 +118,8 @@ struct tcp_req {
 	struct tcp_req *next;		/* free list / group wait queue */
 	uint16_t idx;			/* ttag */
 	uint8_t state;
-	bool cid_owned;
+	bool cid_owned;		/* the command may run (its CID is not in use by another, or it is an AER) */
+	bool cid_mapped;	/* this request set its CID's bit in cid_map */
 	bool ddgst_err;
 	bool r2t_active;
 	bool big_h2c;			/* counted in conn->big_h2c */
@@ -407,9 +408,10 @@ static void req_recycle(struct tcp_req *r)
 	r->bounce = NULL;
 	if (r->nbufs)
 		pool_release(r);
-	if (r->cid_owned)
+	if (r->cid_mapped)
 		c->cid_map[r->cmd.cid >> 3] &= (uint8_t)~(1u << (r->cmd.cid & 7));
 	r->cid_owned = false;
+	r->cid_mapped = false;
 	r->state = TR_FREE;
 	r->r2t_active = false;
 	r->next = c->free_reqs;
@@ -1028,11 +1030,20 @@ static void rx_capsule(struct tcp_conn *c)
 	r->ddgst_err = false;
 	r->req.lend_ok = false;
 	uint16_t cid = r->cmd.cid;
-	if (c->cid_map[cid >> 3] & (1u << (cid & 7))) {
+	r->cid_mapped = false;
+	if (r->cmd.opc == NVME_OPC_ASYNC_EVENT_REQUEST && c->qp.qid == 0) {
+		/*
+		 * An AER waits, without data, until an event: it takes no part in the CID check. SPDK's host
+		 * completes its AERs locally at shutdown and reuses their CIDs for the Property Get of CC; SPDK's
+		 * target and nvmet do not check CIDs at all (nvmf/COMPAT.md).
+		 */
+		r->cid_owned = true;
+	} else if (c->cid_map[cid >> 3] & (1u << (cid & 7))) {
 		r->cid_owned = false;
 	} else {
 		c->cid_map[cid >> 3] |= (uint8_t)(1u << (cid & 7));
 		r->cid_owned = true;
+		r->cid_mapped = true;
 	}
 	if (c->data_len) {
 		const struct nvme_sgl_desc *sgl = &r->cmd.sgl1;

@@ -127,6 +127,20 @@ class Compat(unittest.TestCase):
         io.close()
         h.close()
 
+    def test_cid_of_an_outstanding_aer_is_reused(self):
+        # SPDK's host completes its AERs locally at shutdown and reads CC with one of their CIDs; SPDK's target
+        # and nvmet never check CIDs. An outstanding AER's CID is free for the next command; any other
+        # outstanding command's CID still gets Command ID Conflict (unit test test_queue_depth_and_cid_conflict).
+        h, _ = nt.admin_session(self.port, NQN)
+        aer_cid = h.next_cid()
+        h.submit(nt.sqe(0x0C, aer_cid))
+        h.cid = aer_cid - 1  # the next command takes the AER's CID
+        cpl, cc = h.prop_get(0x14, size8=False)
+        self.assertEqual(cpl.cid, aer_cid)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(cc & 1, 1)
+        h.close()
+
     # ------------------------------------------------------------ Identify
     def test_identify_cns_07_and_08(self):
         h, _ = nt.admin_session(self.port, NQN)

@@ -34,6 +34,10 @@ timeout 60 "$SPERF" --no-huge -s 1024 -q 16 -o 4096 -w randrw -M 70 -t 2 -r "$TR
     { cat "$W/perf.out"; echo "FAIL: spdk_nvme_perf"; exit 1; }
 iops=$(awk '/^Total/ {print int($3)}' "$W/perf.out")
 [ "${iops:-0}" -gt 0 ] || { cat "$W/perf.out"; echo "FAIL: spdk_nvme_perf did no I/O"; exit 1; }
+# SPDK's host reuses the CIDs of its AERs for the Property Get of CC at shutdown (see nvmf/COMPAT.md)
+if grep -q "Failed to read the CC register" "$W/perf.out"; then
+    cat "$W/perf.out"; echo "FAIL: spdk_nvme_perf could not read CC at shutdown"; exit 1
+fi
 echo "spdk_nvme_perf: $iops IOPS"
 if [ ! -e /sys/class/dmi/id/product_uuid ]; then
     grep -q 'sent an empty HOSTNQN' "$DBK_LOG" || { echo "FAIL: no empty-HOSTNQN connect logged"; exit 1; }
