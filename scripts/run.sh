@@ -69,7 +69,7 @@ trap on_signal INT TERM
 
 "$B/app/daosblk-tgt" -m "$MASK" -r "$SOCK" --dfs-root "$ROOT" &
 tgt=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do    # 30 s
     [ -S "$SOCK" ] && "$B/tools/rpc/daosblk-rpc" -s "$SOCK" framework_wait_init >/dev/null 2>&1 && break
     kill -0 "$tgt" 2>/dev/null || { echo "run.sh: daosblk-tgt failed to start" >&2; exit 1; }
     sleep 0.1

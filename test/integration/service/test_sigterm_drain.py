@@ -39,6 +39,23 @@ def block(lba, seed):
     return (head * (BS // len(head)))[:BS]
 
 
+HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100"
+
+
+def sessions(port):
+    """Admin + one I/O queue, as nvmetcp's helpers, with a patient timeout (busy machine, ASan)."""
+    adm = nt.Host(port, timeout=30)
+    adm.connect_ic()
+    cpl = adm.fabric_connect(NQN, HOSTNQN)
+    assert cpl.ok, "admin connect failed: %r" % cpl
+    adm.enable()
+    io = nt.Host(port, timeout=30)
+    io.connect_ic()
+    cpl = io.fabric_connect(NQN, HOSTNQN, qid=1, sqsize=63, cntlid=cpl.cdw0 & 0xFFFF, kato=0)
+    assert cpl.ok, "I/O connect failed: %r" % cpl
+    return adm, io
+
+
 class Daemon:
     def __init__(self, d, root, n, extra=()):
         self.sock = os.path.join(d, "rpc.sock")
@@ -104,27 +121,29 @@ class SigtermDrain(unittest.TestCase):
         with open(cfg, "w") as f:
             f.write(t.rpc("save_config"))
 
-        # The load: random 4 KiB writes at QD 32 on namespace 2, until the target goes away.
-        self.perf = subprocess.Popen([PERF, "-r", "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:%d subnqn:%s"
-                                      % (port, NQN), "-n", "2", "-q", "32", "-o", "4096", "-w", "randwrite",
-                                      "-t", "60", "--no-progress"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-        # Wait until the load runs: namespace 2's bdev counts writes.
-        for _ in range(600):
-            st = json.loads(t.rpc("bdev_get_iostat", "-b", "D1"))
-            if st["bdevs"][0]["num_write_ops"] > 1000:
+        # The load: random 4 KiB writes at QD 32 on namespace 2, until the target goes away. Wait until it
+        # runs (namespace 2's bdev counts writes); on a machine this busy its connect may time out (10 s
+        # for the ICResp under ASan): start it again then, it is only the load.
+        for attempt in range(3):
+            self.perf = subprocess.Popen([PERF, "-r", "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:%d subnqn:%s"
+                                          % (port, NQN), "-n", "2", "-q", "32", "-o", "4096", "-w", "randwrite",
+                                          "-t", "60", "--no-progress"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(1200):
+                st = json.loads(t.rpc("bdev_get_iostat", "-b", "D1"))
+                if st["bdevs"][0]["num_write_ops"] > 1000 or self.perf.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if self.perf.poll() is None:
                 break
-            if self.perf.poll() is not None:
-                self.fail("daosblk-perf ended:\n" + self.perf.communicate()[0])
-            time.sleep(0.05)
+            print("daosblk-perf (the load) ended at start, again:\n" + self.perf.communicate()[0])
         else:
-            self.fail("daosblk-perf's writes do not arrive")
+            self.fail("daosblk-perf cannot start its load")
+        self.assertGreater(json.loads(t.rpc("bdev_get_iostat", "-b", "D1"))["bdevs"][0]["num_write_ops"], 1000,
+                           "daosblk-perf's writes do not arrive")
 
         seed = int(time.time())
-        adm, cntlid = nt.admin_session(port, NQN)
-        io = nt.io_session(port, NQN, cntlid)
-        io.sock.settimeout(30)
+        adm, io = sessions(port)
         inflight = {}      # cid -> lba
         acked, aborted = set(), set()
         submitted = 0
@@ -188,8 +207,7 @@ class SigtermDrain(unittest.TestCase):
         # Restart from the saved configuration and read every block that was written.
         t2 = Daemon(self.dir, self.root, 2, ["-c", cfg])
         self.daemons.append(t2)
-        adm, cntlid = nt.admin_session(port, NQN)
-        io = nt.io_session(port, NQN, cntlid)
+        adm, io = sessions(port)
         zeros = bytes(BS)
         lost, torn = [], []
         per = 32
