@@ -1,11 +1,13 @@
 /*
  * daosblk-tgt's life cycle, all on the main reactor:
  *   start: [RPC server in startup state, wait for framework_start_init]
- *          bdev layer -> NVMe-oF target -> RPC server -> -c config -> ready
+ *          bdev layer -> NVMe-oF target -> RPC server -> -c config -> ready (sd_notify READY=1)
  *   stop (SIGINT/SIGTERM via a signalfd, spdk_kill_instance, failed start):
- *          RPC server -> NVMe-oF target -> bdev layer -> reactors
+ *          (sd_notify STOPPING=1) RPC server -> NVMe-oF target (listeners stop, qpairs disconnect once
+ *          every request they execute has completed) -> bdev layer -> reactors
  */
 #include "app/app.h"
+#include "app/notify.h"
 
 #include "rpc/rpc.h"
 #include "util/log.h"
@@ -68,6 +70,7 @@ static void app_stop(int exit_code)
 	if (g_app.initializing || g_app.stopping)
 		return;		/* the config loader stops after its current entry and calls us again */
 	g_app.stopping = true;
+	dbk_notify("STOPPING=1\nSTATUS=shutting down");
 	if (g_app.rpc_up) {
 		dbk_rpc_server_stop();
 		g_app.rpc_up = false;
@@ -116,6 +119,8 @@ static void print_ready(void)
 					g_app.opts->reactor.cores[i]);
 	printf("daosblk-tgt: ready (reactors on cores %s; RPC on %s)\n", cores, g_app.opts->rpc_socket);
 	fflush(stdout);
+	/* Type=notify: the RPC socket listens and the -c config is applied. */
+	dbk_notify("READY=1\nSTATUS=ready");
 }
 
 static void config_done(void *ctx, int rc)

@@ -1,8 +1,9 @@
-/* daosblk-tgt -c FILE: replay a saved configuration through the RPC methods. */
+/* daosblk-tgt -c FILE: replay a saved configuration through the RPC methods (an empty FILE: nothing to do). */
 #include "app/app.h"
 
 #include "rpc/rpc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,8 @@ void dbk_app_load_config(const char *path, const bool *stop, void (*cb)(void *ct
 {
 	struct loader *l = calloc(1, sizeof(*l));
 	json_error_t jerr;
-	int rc;
+	FILE *f;
+	int rc, c;
 
 	if (!l) {
 		cb(ctx, -ENOMEM);
@@ -148,7 +150,33 @@ void dbk_app_load_config(const char *path, const bool *stop, void (*cb)(void *ct
 	l->stop = stop;
 	l->cb = cb;
 	l->ctx = ctx;
-	l->root = json_load_file(path, 0, &jerr);
+	f = fopen(path, "r");
+	if (!f) {
+		rc = -errno;
+		fprintf(stderr, "daosblk-tgt: config %s: cannot open: %s\n", path, strerror(-rc));
+		loader_done(l, rc);
+		return;
+	}
+	errno = 0;
+	/* An empty (or all-blank) file is an empty configuration, e.g. a 'save_config > FILE' that failed. */
+	while ((c = getc(f)) != EOF && isspace(c))
+		;
+	if (ferror(f)) {
+		rc = -(errno ? errno : EIO);
+		fclose(f);
+		fprintf(stderr, "daosblk-tgt: config %s: cannot read: %s\n", path, strerror(-rc));
+		loader_done(l, rc);
+		return;
+	}
+	if (c == EOF) {
+		fclose(f);
+		fprintf(stderr, "daosblk-tgt: config %s is empty: starting with no configuration\n", path);
+		loader_done(l, 0);
+		return;
+	}
+	rewind(f);
+	l->root = json_loadf(f, 0, &jerr);
+	fclose(f);
 	if (!l->root) {
 		fprintf(stderr, "daosblk-tgt: config %s: %s (line %d, column %d)\n", path, jerr.text, jerr.line,
 			jerr.column);

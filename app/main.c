@@ -26,11 +26,12 @@ static void usage(FILE *out)
 		"  -m, --cpumask MASK      cores to run reactors on: hex (0x3) or list ([0,1], [0-3,6]); default 0x1\n"
 		"  -r, --rpc-socket PATH   JSON-RPC Unix socket (default %s)\n"
 		"  -c, --json FILE         apply a configuration saved with 'daosblk-rpc save_config' at start\n"
+		"                          (an empty FILE is no configuration; a missing one is an error)\n"
 		"      --config FILE       same as --json\n"
 		"  -L, --logflag FLAG      enable debug log flag FLAG ('all' for every flag); may repeat\n"
 		"      --wait-for-rpc      wait for the framework_start_init RPC before initializing\n"
 		"      --busy-poll         reactors never sleep (lowest latency, 100%% CPU per core)\n"
-		"      --dfs-engine ENGINE DAOS backend: local (embedded engine, default) or daos (real DAOS)\n"
+		"      --dfs-engine NAME   DAOS backend: local (embedded engine, default) or daos (real DAOS)\n"
 		"      --dfs-root DIR      root directory of the local engine (default /var/lib/daosblk)\n"
 		"      --syslog            log to syslog(3) (facility daemon) instead of stderr\n"
 		"  -h, --help              this help\n"
@@ -39,7 +40,9 @@ static void usage(FILE *out)
 		"Log lines on stderr: [date time.usec] LEVEL component (thread) file:line function: message.\n"
 		"When stderr is the systemd journal ($JOURNAL_STREAM), they carry <N> syslog priorities instead\n"
 		"of the date, so journalctl -p filters them.\n"
-		"SIGINT or SIGTERM shut the target down cleanly.\n",
+		"SIGINT or SIGTERM shut the target down cleanly: listeners close, commands in flight complete,\n"
+		"then the connections and bdevs close. Under systemd (Type=notify, $NOTIFY_SOCKET) it reports\n"
+		"READY=1 once the RPC socket listens and the -c configuration is applied, and STOPPING=1.\n",
 		DBK_RPC_DEFAULT_SOCKET);
 }
 
