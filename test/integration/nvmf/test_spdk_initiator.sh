@@ -11,6 +11,15 @@ if [ ! -x "$ID" ] || [ ! -x "$SPERF" ]; then
     echo "SKIP: no SPDK initiator at $SPDK/build/bin (set DBK_SPDK_DIR)"
     exit 77
 fi
+# An SPDK built --with-daos links libdaos: DBK_SPDK_LIBPATH (or the DAOS prefix's lib64) goes on the library path.
+for d in ${DBK_SPDK_LIBPATH:-} ${DBK_DAOS_PREFIX:+$DBK_DAOS_PREFIX/lib64} /opt/daos/lib64; do
+    [ -d "$d" ] && export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+done
+missing=$(ldd "$ID" "$SPERF" 2>/dev/null | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+if [ -n "$missing" ]; then
+    echo "SKIP: the SPDK build at $SPDK cannot run here: $missing not found (set DBK_SPDK_LIBPATH)"
+    exit 77
+fi
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 NQN=nqn.2016-06.io.spdk:cnode1
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
