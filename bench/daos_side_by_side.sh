@@ -17,6 +17,7 @@
 #   TARGETS ("daosblk spdk local")  WORKLOADS (all of: rr4k_q1 rr4k_q32 rr4k_q128 rw4k_q1 rw4k_q32 rw4k_q128
 #   sr128k_q16 sw128k_q16)  RUNTIME (10 s)  REPEAT (3)  TGT_CORE (0)  CLIENT_CORE (1)  PORT (4430)
 #   SPDK_MEM_MB (1024: SPDK runs with --no-huge -s SPDK_MEM_MB)  RESULTS_DIR (kept; default a temp dir)
+#   DBK_TGT_ARGS (extra daosblk-tgt arguments, e.g. --busy-poll)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${SPDK_DIR:?set SPDK_DIR to an SPDK build with --with-daos}"
@@ -85,7 +86,7 @@ start_target() { # daosblk|spdk|local
     daosblk|local)
         local eng=(--dfs-engine daos) pool=$DAOS_POOL cont=$CONT
         [ "$1" = local ] && { eng=(--dfs-root "$LROOT"); pool=bench-pool; cont=bench-cont; }
-        taskset -c "$TGT_CORE" "$TGT" -m "[$TGT_CORE]" -r "$SOCK" "${eng[@]}" >>"$RESULTS_DIR/$1.log" 2>&1 &
+        taskset -c "$TGT_CORE" "$TGT" -m "[$TGT_CORE]" -r "$SOCK" "${eng[@]}" ${DBK_TGT_ARGS:-} >>"$RESULTS_DIR/$1.log" 2>&1 &
         PID=$!
         wait_sock "$DRPC" -s "$SOCK" framework_wait_init
         "$DRPC" -s "$SOCK" nvmf_create_transport -t TCP -u 131072 -i 131072 >/dev/null
