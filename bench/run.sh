@@ -16,7 +16,13 @@
 #   SIZE_MB        bdev size in MiB (default 512); BLOCK_SIZE (default 4096)
 #   URING_FILE     backing file for BDEV=uring (created sparse with SIZE_MB if missing)
 #   DAOS_POOL, DAOS_CONT   pool/container for BDEV=daos (default bench-pool/bench-cont; created in the local
-#                  engine with daosblk-dfs when DAOS_ENGINE=local); DAOS_ENGINE local|daos; DFS_ROOT (local engine)
+#                  engine with daosblk-dfs when DAOS_ENGINE=local); DAOS_ENGINE local|daos; DFS_ROOT (local engine:
+#                  default a directory in the bench's temporary directory, removed at the end; its file system
+#                  type goes in the conditions)
+#   LOCAL_CEILING  1 (default for BDEV=daos with the local engine when fio is installed): after the runs, the
+#                  same workloads with bench/fio_ceiling.sh -- fio, io_uring, buffered, on the bdev's own file,
+#                  no network, pinned to the target's core -- in a second table: what the file system and page
+#                  cache give, without the engine and the transport. 0 skips it.
 #   ADDR, PORT     listener (127.0.0.1, 4420); NQN (nqn.2016-06.io.spdk:cnode1)
 #   TGT_MASK       target core mask (0x1); PERF_MASK perf core mask (0x2); BUSY_POLL=1 adds --busy-poll
 #   RUNTIME        seconds per run (15); REPEAT runs per workload (3); WORKLOADS (space-separated names below)
@@ -136,6 +142,10 @@ mkdir -p "$RESULTS_DIR"
 SOCK=$WORK/rpc.sock
 TGT_LOG=$WORK/tgt.log
 TGT_PID=
+if [[ $BDEV == daos && $DAOS_ENGINE == local && -z ${DFS_ROOT:-} ]]; then DFS_ROOT=$WORK/dfs; TMP_DFS_ROOT=1; fi
+LOCAL_CEILING=${LOCAL_CEILING:-$([[ $BDEV == daos && $DAOS_ENGINE == local ]] && command -v fio >/dev/null && echo 1 || echo 0)}
+[[ $LOCAL_CEILING == 0 || ($BDEV == daos && $DAOS_ENGINE == local) ]] || die "LOCAL_CEILING=1 needs BDEV=daos with DAOS_ENGINE=local"
+[[ $LOCAL_CEILING == 0 ]] || command -v fio >/dev/null || die "LOCAL_CEILING=1 needs fio (apt-get install fio)"
 
 # ------------------------------------------------------------------ raw TCP ceiling
 # Before the target starts (a --busy-poll reactor would otherwise share the sender's core).
@@ -160,6 +170,7 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$TGT_PID" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$TGT_PID" 2>/dev/null || true
 	fi
+	if [[ ${TMP_DFS_ROOT:-0} == 1 ]]; then rm -rf "$DFS_ROOT"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -333,6 +344,20 @@ print(f"  sender/receiver CPU % read {r[4]:.0f}/{r[5]:.0f}, write {w[4]:.0f}/{w[
       f"means other work took the core); % of the run inside send()/recv() calls that moved data: "
       f"read {r[2]:.0f}/{r[3]:.0f}, write {w[2]:.0f}/{w[3]:.0f}.")
 EOF
+fi
+if [[ $BDEV == daos && $DAOS_ENGINE == local ]]; then
+	echo "local engine root: $DFS_ROOT ($(df -T "$DFS_ROOT" | awk 'NR == 2 {print $2 " on " $1}'))."
+fi
+if [[ $LOCAL_CEILING == 1 ]]; then
+	bdev_file=$(ls "$DFS_ROOT"/pools/*/conts/*/data/Bench0 2>/dev/null | head -1)
+	[[ -f $bdev_file ]] || die "cannot find the bdev's file under $DFS_ROOT"
+	echo
+	echo "### local ceiling: fio on the bdev's file (no network; bench/fio_ceiling.sh)"
+	echo
+	# shellcheck disable=SC2086
+	CORE=$(mask_core "$TGT_MASK") RUNTIME=$RUNTIME REPEAT=$REPEAT WORKLOADS="$WORKLOADS" \
+		"$SRC_DIR/bench/fio_ceiling.sh" "$bdev_file" 2>"$RESULTS_DIR/fio_ceiling.err" ||
+		die "local ceiling failed: $(tail -3 "$RESULTS_DIR/fio_ceiling.err")"
 fi
 echo
 log "raw results: $RESULTS_DIR"
