@@ -1,6 +1,7 @@
 /* daosblk-tgt: the NVMe-over-TCP target daemon (options modelled on SPDK applications). */
 #include "app/app.h"
 
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "util/log.h"
 #ifdef DBK_WITH_DAOS_MODULE
@@ -32,6 +33,8 @@ static void usage(FILE *out)
 		"      --busy-poll         reactors never sleep (lowest latency, 100%% CPU per core)\n"
 		"      --dfs-engine ENGINE DAOS backend: local (embedded engine, default) or daos (real DAOS)\n"
 		"      --dfs-root DIR      root directory of the local engine (default /var/lib/daosblk)\n"
+		"      --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics (off by default;\n"
+		"                          e.g. 127.0.0.1:9100, [::1]:9100, 0.0.0.0:9100 for every address)\n"
 		"  -h, --help              this help\n"
 		"  -v, --version           print the version\n"
 		"\n"
@@ -39,7 +42,7 @@ static void usage(FILE *out)
 		DBK_RPC_DEFAULT_SOCKET);
 }
 
-enum { OPT_WAIT_FOR_RPC = 256, OPT_BUSY_POLL, OPT_DFS_ENGINE, OPT_DFS_ROOT };
+enum { OPT_WAIT_FOR_RPC = 256, OPT_BUSY_POLL, OPT_DFS_ENGINE, OPT_DFS_ROOT, OPT_METRICS };
 
 static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 {
@@ -53,6 +56,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 		{"busy-poll", no_argument, NULL, OPT_BUSY_POLL},
 		{"dfs-engine", required_argument, NULL, OPT_DFS_ENGINE},
 		{"dfs-root", required_argument, NULL, OPT_DFS_ROOT},
+		{"metrics", required_argument, NULL, OPT_METRICS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
@@ -74,6 +78,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 		case OPT_BUSY_POLL: o->reactor.busy_poll = true; break;
 		case OPT_DFS_ENGINE: o->dfs_engine = optarg; break;
 		case OPT_DFS_ROOT: o->dfs_root = optarg; break;
+		case OPT_METRICS: o->metrics = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'v': printf("%s\n", DBK_VERSION_STRING); exit(0);
 		default:
@@ -99,6 +104,15 @@ int main(int argc, char **argv)
 	    dbk_check_cores_usable(o.reactor.cores, o.reactor.num_cores, err, sizeof(err)) != 0) {
 		fprintf(stderr, "daosblk-tgt: invalid core mask '%s': %s\n", o.cpumask, err);
 		return 1;
+	}
+	if (o.metrics) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		if (dbk_metrics_parse_addr(o.metrics, &ss, &sl, err, sizeof(err)) != 0) {
+			fprintf(stderr, "daosblk-tgt: --metrics: %s\n", err);
+			return 1;
+		}
 	}
 	o.reactor.pin = true;
 	if (o.dfs_engine || o.dfs_root) {
