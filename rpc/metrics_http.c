@@ -415,15 +415,15 @@ static const char *reason(int status)
 	}
 }
 
-/* Queue an answer. body is copied unless it is taken (a malloc'ed buffer the answer then owns). */
+/* Queue an answer (head and a copy of body; HEAD: the head only, with the body's Content-Length). */
 static void conn_answer(struct mconn *c, int status, const char *ctype, const char *body, size_t blen)
 {
 	char head[512];
 	int hl;
 	char *out;
 
-	if (status != 200)
-		c->close_after = true;
+	if (status != 200 || !c->keep_alive)
+		c->close_after = true;	/* errors, HTTP/1.0 without keep-alive, Connection: close */
 	hl = snprintf(head, sizeof(head),
 		      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: %s\r\n\r\n", status,
 		      reason(status), ctype, blen, status == 405 ? "Allow: GET, HEAD\r\n" : "",
@@ -600,7 +600,14 @@ static int idle_poll(void *arg)
 		next = c->next;
 		uint64_t limit_ms = c->draining ? DRAIN_MS : DBK_METRICS_IDLE_MS;
 
-		if (!c->busy && now - c->last_ns > limit_ms * 1000000) {
+		char peek;
+
+		/*
+		 * Input the fd handler is about to read is not idleness (a reactor that did not get the CPU for
+		 * longer than the limit finds the clock past it): then it waits for the next round.
+		 */
+		if (!c->busy && now - c->last_ns > limit_ms * 1000000 &&
+		    (c->draining || !(c->events & EPOLLIN) || recv(c->fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)) {
 			c->refs++;
 			conn_close(c);
 			conn_put(c);

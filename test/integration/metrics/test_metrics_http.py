@@ -167,13 +167,17 @@ class Endpoint(unittest.TestCase):
         self.assertEqual(p.returncode, 0, err)
 
     def test_r2t_counter(self):
-        before = self.scrape()
-        # 64 KiB writes do not fit in the 4 KiB in-capsule data: each one takes at least one R2T
-        p = subprocess.run([ml.PERF, "-r", self.t.trid(), "-q", "4", "-o", "65536", "-w", "randwrite",
-                            "-t", "1", "-c", "0x2", "--json", "--no-progress"], capture_output=True, text=True,
-                           timeout=120)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        writes = json.loads(p.stdout)["writes"]
+        # 64 KiB writes do not fit in the 4 KiB in-capsule data: each one takes at least one R2T. (A starved
+        # machine may complete none in a second: then run again, up to 3 times.)
+        for _ in range(3):
+            before = self.scrape()
+            p = subprocess.run([ml.PERF, "-r", self.t.trid(), "-q", "4", "-o", "65536", "-w", "randwrite",
+                                "-t", "1", "-c", "0x2", "--json", "--no-progress"], capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            writes = json.loads(p.stdout)["writes"]
+            if writes > 0:
+                break
         after = self.scrape()
         d = (ml.value(after, "daosblk_nvmf_transport_sent_r2ts_total", trtype="TCP")
              - ml.value(before, "daosblk_nvmf_transport_sent_r2ts_total", trtype="TCP"))
@@ -276,20 +280,31 @@ class Endpoint(unittest.TestCase):
         try:
             for _ in range(40):
                 socks.append(socket.create_connection(("127.0.0.1", self.port), timeout=20))
-            time.sleep(0.5)
-            closed = 0
             for s in socks:
                 s.setblocking(False)
-                try:
-                    d = s.recv(4096)
-                    if d == b"" or d.startswith(b"HTTP/1.1 503 "):
-                        closed += 1
-                except BlockingIOError:
-                    pass
-                except ConnectionResetError:
-                    closed += 1
-            self.assertGreaterEqual(closed, 40 - 32 - 2)  # the scrapes of other tests may hold a couple
-            self.assertLessEqual(closed, 40 - 32 + 1)
+            # The target accepts them as it gets to them (16 per event): wait until the 8 beyond the limit
+            # have been turned away, then a little longer to see that no more are.
+            closed = set()
+            deadline = time.time() + 30
+            settle = None
+            while time.time() < deadline:
+                for i, s in enumerate(socks):
+                    if i in closed:
+                        continue
+                    try:
+                        d = s.recv(4096)
+                        if d == b"" or d.startswith(b"HTTP/1.1 503 "):
+                            closed.add(i)
+                    except BlockingIOError:
+                        pass
+                    except ConnectionResetError:
+                        closed.add(i)
+                if len(closed) >= 40 - 32 and settle is None:
+                    settle = time.time() + 1
+                if settle and time.time() > settle:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(len(closed), 40 - 32)
         finally:
             for s in socks:
                 s.close()

@@ -173,12 +173,16 @@ def main():
             ("write bytes/s", f'increase(daosblk_bdev_write_bytes_total{{bdev="Dev0"}}[{win}s]) / {elapsed}',
              j["write_iops"] * 4096),
         ]
+        # daosblk-perf counts what completes inside its measured window; the target also counts the (at most
+        # QD) commands still in flight when that window closed, which complete a moment later. At the usual
+        # tens of thousands of IOPS that is 0.01 %; on a starved machine it may not be, so it is allowed on top.
+        tail = QD / elapsed
         for what, q, want in checks:
             got = prom.scalar(q, at)
-            err = abs(got - want) / want
-            print(f"{what}: prometheus {got:.1f}, daosblk-perf {want:.1f} ({err * 100:.2f} % apart)  [{q}]",
-                  flush=True)
-            if err > TOL:
+            unit = 4096 if "bytes" in what else 1
+            err = (got - want) / want
+            print(f"{what}: prometheus {got:.1f}, daosblk-perf {want:.1f} ({err * 100:+.2f} %)  [{q}]", flush=True)
+            if not want * (1 - TOL) <= got <= want * (1 + TOL) + tail * unit:
                 fail(f"{what}: prometheus computes {got:.1f}, daosblk-perf reports {want:.1f}")
         # The latency histogram counts every read once.
         hc = prom.scalar(f'increase(daosblk_bdev_io_latency_seconds_count{{bdev="Dev0",type="read"}}[{win}s])', at)
