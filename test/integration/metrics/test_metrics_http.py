@@ -347,10 +347,20 @@ class Endpoint(unittest.TestCase):
         s.close()
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK"))
         self.assertIn(b"Connection: close", out)
-        # HTTP/1.0: answered, then closed
-        out = ml.http(self.port, b"GET /metrics HTTP/1.0\r\n\r\n")
-        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK"))
-        ml.parse_exposition(out.partition(b"\r\n\r\n")[2].decode())
+        # HTTP/1.0 (and HTTP/1.1 with Connection: close): answered, then closed at once -- not after the 10 s
+        # idle timeout
+        for req in (b"GET /metrics HTTP/1.0\r\n\r\n", b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            s.sendall(req)
+            st, hdr, body, n = ml.read_response(s)
+            self.assertEqual(st, 200)
+            self.assertEqual(hdr["connection"], "close")
+            while len(body) < n:
+                body += s.recv(65536)
+            ml.parse_exposition(body.decode())
+            s.settimeout(8)
+            self.assertEqual(s.recv(4096), b"", "the connection stayed open after Connection: close")
+            s.close()
 
 
 class ShutdownWhileScraping(unittest.TestCase):
