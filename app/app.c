@@ -1,14 +1,16 @@
 /*
  * daosblk-tgt's life cycle, all on the main reactor:
- *   start: [RPC server in startup state, wait for framework_start_init]
+ *   start: [--metrics endpoint] [RPC server in startup state, wait for framework_start_init]
  *          bdev layer -> NVMe-oF target -> RPC server -> -c config -> ready (sd_notify READY=1)
  *   stop (SIGINT/SIGTERM via a signalfd, spdk_kill_instance, failed start):
- *          (sd_notify STOPPING=1) RPC server -> NVMe-oF target (listeners stop, qpairs disconnect once
- *          every request they execute has completed) -> bdev layer -> reactors
+ *          (sd_notify STOPPING=1) RPC server -> metrics endpoint (after the scrape in flight) -> NVMe-oF target
+ *          (listeners stop, qpairs disconnect once every request they execute has completed) -> bdev layer
+ *          -> reactors
  */
 #include "app/app.h"
 #include "app/notify.h"
 
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "util/log.h"
 #ifdef DBK_HAVE_BDEV
@@ -32,7 +34,7 @@ static struct {
 	int exit_code;
 	int sigfd;
 	struct dbk_fd_handler *sig_h;
-	bool bdev_up, nvmf_up, rpc_up;
+	bool bdev_up, nvmf_up, rpc_up, metrics_up;
 	bool initializing;	/* config being applied: shutdown waits for the current entry */
 	bool stop_requested;
 	bool stopping;
@@ -62,6 +64,18 @@ static void nvmf_fini_done(void *ctx)
 	bdev_fini_done(NULL);
 }
 
+static void metrics_stopped(void *ctx)
+{
+	(void)ctx;
+#ifdef DBK_HAVE_NVMF
+	if (g_app.nvmf_up) {
+		dbk_nvmf_tgt_fini(nvmf_fini_done, NULL);
+		return;
+	}
+#endif
+	nvmf_fini_done(NULL);
+}
+
 static void app_stop(int exit_code)
 {
 	if (exit_code && !g_app.exit_code)
@@ -76,13 +90,12 @@ static void app_stop(int exit_code)
 		g_app.rpc_up = false;
 	}
 	dbk_fd_unregister(&g_app.sig_h);
-#ifdef DBK_HAVE_NVMF
-	if (g_app.nvmf_up) {
-		dbk_nvmf_tgt_fini(nvmf_fini_done, NULL);
+	if (g_app.metrics_up) {
+		g_app.metrics_up = false;
+		dbk_metrics_server_stop(metrics_stopped, NULL);	/* once no scrape is being gathered */
 		return;
 	}
-#endif
-	nvmf_fini_done(NULL);
+	metrics_stopped(NULL);
 }
 
 static void signal_event(void *ctx, uint32_t events)
@@ -212,6 +225,18 @@ static void app_start(void *ctx)
 		fprintf(stderr, "daosblk-tgt: cannot watch signals: %s\n", strerror(errno));
 		app_stop(1);
 		return;
+	}
+	if (g_app.opts->metrics) {
+		char err[256];
+
+		if (dbk_metrics_server_start(g_app.opts->metrics, err, sizeof(err)) != 0) {
+			fprintf(stderr, "daosblk-tgt: cannot serve metrics on %s\n", err);
+			app_stop(1);
+			return;
+		}
+		g_app.metrics_up = true;
+		printf("daosblk-tgt: metrics on http://%s/metrics\n", g_app.opts->metrics);
+		fflush(stdout);
 	}
 	dbk_rpc_set_state(DBK_RPC_STARTUP);
 	if (g_app.opts->wait_for_rpc) {

@@ -14,6 +14,7 @@ struct dbk_app_opts {
 	bool wait_for_rpc;
 	const char *dfs_engine;		/* NULL: module default */
 	const char *dfs_root;
+	const char *metrics;		/* --metrics ADDR:PORT or NULL (off) */
 };
 
 /* Run the target until SIGINT/SIGTERM (or a failed start). Returns the exit status. */

@@ -1,6 +1,7 @@
 /* daosblk-tgt: the NVMe-over-TCP target daemon (options modelled on SPDK applications). */
 #include "app/app.h"
 
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "util/log.h"
 #ifdef DBK_WITH_DAOS_MODULE
@@ -34,6 +35,8 @@ static void usage(FILE *out)
 		"      --dfs-engine NAME   DAOS backend: local (embedded engine, default) or daos (real DAOS)\n"
 		"      --dfs-root DIR      root directory of the local engine (default /var/lib/daosblk)\n"
 		"      --syslog            log to syslog(3) (facility daemon) instead of stderr\n"
+		"      --metrics ADDR:PORT serve Prometheus metrics at http://ADDR:PORT/metrics (off by default;\n"
+		"                          e.g. 127.0.0.1:9100, [::1]:9100, 0.0.0.0:9100 for every address)\n"
 		"  -h, --help              this help\n"
 		"  -v, --version           print the version\n"
 		"\n"
@@ -46,7 +49,7 @@ static void usage(FILE *out)
 		DBK_RPC_DEFAULT_SOCKET);
 }
 
-enum { OPT_WAIT_FOR_RPC = 256, OPT_BUSY_POLL, OPT_DFS_ENGINE, OPT_DFS_ROOT, OPT_SYSLOG };
+enum { OPT_WAIT_FOR_RPC = 256, OPT_BUSY_POLL, OPT_DFS_ENGINE, OPT_DFS_ROOT, OPT_SYSLOG, OPT_METRICS };
 
 static bool g_syslog;
 
@@ -63,6 +66,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 		{"dfs-engine", required_argument, NULL, OPT_DFS_ENGINE},
 		{"dfs-root", required_argument, NULL, OPT_DFS_ROOT},
 		{"syslog", no_argument, NULL, OPT_SYSLOG},
+		{"metrics", required_argument, NULL, OPT_METRICS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'v'},
 		{NULL, 0, NULL, 0},
@@ -85,6 +89,7 @@ static int parse_args(int argc, char **argv, struct dbk_app_opts *o)
 		case OPT_DFS_ENGINE: o->dfs_engine = optarg; break;
 		case OPT_DFS_ROOT: o->dfs_root = optarg; break;
 		case OPT_SYSLOG: g_syslog = true; break;
+		case OPT_METRICS: o->metrics = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'v': printf("%s\n", DBK_VERSION_STRING); exit(0);
 		default:
@@ -110,6 +115,15 @@ int main(int argc, char **argv)
 	    dbk_check_cores_usable(o.reactor.cores, o.reactor.num_cores, err, sizeof(err)) != 0) {
 		fprintf(stderr, "daosblk-tgt: invalid core mask '%s': %s\n", o.cpumask, err);
 		return 1;
+	}
+	if (o.metrics) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		if (dbk_metrics_parse_addr(o.metrics, &ss, &sl, err, sizeof(err)) != 0) {
+			fprintf(stderr, "daosblk-tgt: --metrics: %s\n", err);
+			return 1;
+		}
 	}
 	o.reactor.pin = true;
 	if (g_syslog)

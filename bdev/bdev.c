@@ -281,6 +281,8 @@ static void stat_add(struct dbk_bdev_io_stat *to, const struct dbk_bdev_io_stat 
 			to->lat_min_ns[i] = from->lat_min_ns[i];
 		if (from->lat_max_ns[i] > to->lat_max_ns[i])
 			to->lat_max_ns[i] = from->lat_max_ns[i];
+		for (int j = 0; j < DBK_BDEV_LAT_BUCKETS; j++)
+			to->lat_hist[i][j] += from->lat_hist[i][j];
 	}
 }
 
@@ -785,6 +787,7 @@ static void complete_top_now(struct bio *b)
 			st->lat_min_ns[t] = lat;
 		if (lat > st->lat_max_ns[t])
 			st->lat_max_ns[t] = lat;
+		st->lat_hist[t][dbk_bdev_lat_bucket(lat)]++;
 	} else {
 		st->errors[t]++;
 	}

@@ -173,6 +173,28 @@ int dbk_bdev_queue_io_wait(struct dbk_bdev *bdev, struct dbk_io_channel *ch, str
 
 /* ------------------------------------------------------------- statistics */
 
+/*
+ * Latency histogram of successful I/O (submission to completion in the bdev core): fixed power-of-two
+ * buckets, bucket i < DBK_BDEV_LAT_BUCKETS - 1 counts latencies in (2^(i-1), 2^i] microseconds (bucket 0:
+ * up to 1 us), the last bucket everything above 2^(DBK_BDEV_LAT_BUCKETS - 2) us (about 33.6 s).
+ */
+#define DBK_BDEV_LAT_BUCKETS 27
+
+/* Bucket of a latency in ns: the smallest i with ns <= 1000 * 2^i, capped at the overflow bucket. */
+static inline unsigned dbk_bdev_lat_bucket(uint64_t ns)
+{
+	uint64_t us = ns / 1000 + (ns % 1000 != 0);	/* ns <= 1000 * 2^i  <=>  ceil(ns / 1000) <= 2^i */
+	unsigned i = us <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(us - 1);
+
+	return i < DBK_BDEV_LAT_BUCKETS - 1 ? i : DBK_BDEV_LAT_BUCKETS - 1;
+}
+
+/* Upper bound of bucket i in microseconds (2^i); UINT64_MAX for the overflow bucket. */
+static inline uint64_t dbk_bdev_lat_bucket_bound_us(unsigned i)
+{
+	return i < DBK_BDEV_LAT_BUCKETS - 1 ? (uint64_t)1 << i : UINT64_MAX;
+}
+
 struct dbk_bdev_io_stat {
 	uint64_t ops[DBK_BDEV_NUM_IO_TYPES];
 	uint64_t bytes[DBK_BDEV_NUM_IO_TYPES];	/* read, write, unmap, write_zeroes, compare bytes */
@@ -180,6 +202,8 @@ struct dbk_bdev_io_stat {
 	uint64_t lat_total_ns[DBK_BDEV_NUM_IO_TYPES];
 	uint64_t lat_min_ns[DBK_BDEV_NUM_IO_TYPES];	/* UINT64_MAX when no op */
 	uint64_t lat_max_ns[DBK_BDEV_NUM_IO_TYPES];
+	/* Per bucket (not cumulative); the buckets of a type add up to ops[type]. */
+	uint64_t lat_hist[DBK_BDEV_NUM_IO_TYPES][DBK_BDEV_LAT_BUCKETS];
 };
 /* Aggregate over all channels (and those already destroyed); per_channel: also call
  * chan_cb for each live channel. Completion cb runs on the calling thread. */

@@ -3,9 +3,11 @@
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
+# prometheus (server + promtool): test/integration/metrics runs its own instance (temp config, TSDB and port);
+# the package's system service is not used by anything here.
 PKGS=(build-essential cmake ninja-build pkg-config git
       libjansson-dev liburing-dev libisal-dev uuid-dev libssl-dev libcmocka-dev
-      python3 iproute2 procps util-linux e2fsprogs nvme-cli
+      python3 iproute2 procps util-linux e2fsprogs nvme-cli prometheus
       debhelper dpkg-dev lintian help2man)     # the Debian package (debian/) and its man pages
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -153,6 +153,7 @@ struct tcp_stats {
 	uint64_t rx_zcopy_bytes;	/* ... their bytes */
 	uint64_t lent_writes_bounced;	/* lent Writes moved to a private buffer because their host stalled */
 	uint64_t icreq_timeouts;	/* connections closed for sending no ICReq in time */
+	uint64_t r2ts_sent;		/* R2T PDUs sent */
 };
 
 struct tcp_conn {
@@ -534,6 +535,7 @@ static void r2t_send(struct tcp_req *r)
 	p->splice = false;
 	p->recycle_when_sent = false;
 	p->kind = PDU_R2T;
+	c->pg->st.r2ts_sent++;
 	queue_pdu(c, p);
 }
 
@@ -1837,6 +1839,7 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "bytes_received_zcopy", json_integer((json_int_t)pg->st.rx_zcopy_bytes));
 	json_object_set_new(obj, "lent_writes_bounced", json_integer((json_int_t)pg->st.lent_writes_bounced));
 	json_object_set_new(obj, "icreq_timeouts", json_integer((json_int_t)pg->st.icreq_timeouts));
+	json_object_set_new(obj, "r2ts_sent", json_integer((json_int_t)pg->st.r2ts_sent));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));
 	json_object_set_new(obj, "header_digest_errors", json_integer((json_int_t)pg->st.hdgst_errors));
 	json_object_set_new(obj, "data_digest_errors", json_integer((json_int_t)pg->st.ddgst_errors));

@@ -1487,6 +1487,102 @@ static void test_stats(void **state)
 }
 
 
+static void test_lat_bucket(void **state)
+{
+	(void)state;
+	assert_int_equal(dbk_bdev_lat_bucket(0), 0);
+	assert_int_equal(dbk_bdev_lat_bucket(1000), 0);
+	assert_int_equal(dbk_bdev_lat_bucket(1001), 1);
+	assert_int_equal(dbk_bdev_lat_bucket(2000), 1);
+	assert_int_equal(dbk_bdev_lat_bucket(2001), 2);
+	assert_int_equal(dbk_bdev_lat_bucket(4000), 2);
+	assert_int_equal(dbk_bdev_lat_bucket(4001), 3);
+	assert_int_equal(dbk_bdev_lat_bucket(1000ULL << 20), 20);
+	assert_int_equal(dbk_bdev_lat_bucket((1000ULL << 20) + 1), 21);
+	assert_int_equal(dbk_bdev_lat_bucket(1000ULL << 25), 25);
+	assert_int_equal(dbk_bdev_lat_bucket((1000ULL << 25) + 1), DBK_BDEV_LAT_BUCKETS - 1);
+	assert_int_equal(dbk_bdev_lat_bucket(UINT64_MAX), DBK_BDEV_LAT_BUCKETS - 1);
+	for (unsigned i = 0; i < DBK_BDEV_LAT_BUCKETS - 1; i++) {
+		assert_int_equal(dbk_bdev_lat_bucket(dbk_bdev_lat_bucket_bound_us(i) * 1000), i);
+		assert_int_equal(dbk_bdev_lat_bucket(dbk_bdev_lat_bucket_bound_us(i) * 1000 + 1), i + 1);
+	}
+	assert_true(dbk_bdev_lat_bucket_bound_us(DBK_BDEV_LAT_BUCKETS - 1) == UINT64_MAX);
+}
+
+static uint64_t hist_sum(const struct dbk_bdev_io_stat *st, enum dbk_bdev_io_type t)
+{
+	uint64_t n = 0;
+
+	for (int j = 0; j < DBK_BDEV_LAT_BUCKETS; j++)
+		n += st->lat_hist[t][j];
+	return n;
+}
+
+/* The latency histogram: every successful I/O in one bucket, the bucket its latency belongs in, on every
+ * channel, destroyed channels included. */
+static void test_latency_histogram(void **state)
+{
+	uint8_t *buf = xalloc(8 * 512);
+	struct iovec iov = {buf, 8 * 512};
+	struct io_req q;
+	struct stat_get s;
+	struct opened *o;
+	struct testdisk *d;
+	int lo = -1, hi = -1;
+
+	(void)state;
+	d = td_create("H0", 1024, 0, 0);
+	o = open_bdev("H0");
+	get_channel(o, 0);
+	get_channel(o, 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(do_io(&q, o, i % 2, DBK_BDEV_IO_TYPE_READ, &iov, 1, 0, 8), 0);
+	/* one read held for >= 20 ms: its bucket is at least (16.4 ms, 32.8 ms] */
+	atomic_store(&d->hold, true);
+	assert_int_equal(io_start(&q, o, 1, DBK_BDEV_IO_TYPE_READ, &iov, 1, 0, 8), 0);
+	usleep(20000);
+	atomic_store(&d->hold, false);
+	td_release(d, 1);
+	io_wait(&q);
+	assert_true(q.success);
+	assert_int_equal(do_io(&q, o, 0, DBK_BDEV_IO_TYPE_WRITE, &iov, 1, 8, 8), 0);
+	/* past the end: fails at submission (not counted at all) */
+	assert_int_equal(io_start(&q, o, 0, DBK_BDEV_IO_TYPE_READ, &iov, 1, 1020, 8), -EINVAL);
+	sem_destroy(&q.done);
+
+	get_stats(&s, "H0", false);
+	assert_int_equal(s.rc, 0);
+	assert_int_equal(s.st.ops[DBK_BDEV_IO_TYPE_READ], 6);
+	assert_int_equal(hist_sum(&s.st, DBK_BDEV_IO_TYPE_READ), 6);
+	assert_int_equal(hist_sum(&s.st, DBK_BDEV_IO_TYPE_WRITE), 1);
+	for (int t = 0; t < DBK_BDEV_NUM_IO_TYPES; t++)
+		assert_int_equal(hist_sum(&s.st, (enum dbk_bdev_io_type)t), s.st.ops[t]);
+	for (int j = 0; j < DBK_BDEV_LAT_BUCKETS; j++) {
+		if (s.st.lat_hist[DBK_BDEV_IO_TYPE_READ][j] == 0)
+			continue;
+		if (lo < 0)
+			lo = j;
+		hi = j;
+	}
+	/* the fastest and the slowest read are where min and max say */
+	assert_int_equal(lo, dbk_bdev_lat_bucket(s.st.lat_min_ns[DBK_BDEV_IO_TYPE_READ]));
+	assert_int_equal(hi, dbk_bdev_lat_bucket(s.st.lat_max_ns[DBK_BDEV_IO_TYPE_READ]));
+	assert_true(s.st.lat_max_ns[DBK_BDEV_IO_TYPE_READ] >= 20000000);
+	assert_true(hi >= 15);
+	assert_int_equal(s.st.lat_hist[DBK_BDEV_IO_TYPE_READ][hi], 1);
+	assert_true(lo < hi);
+
+	/* a destroyed channel's buckets stay in the totals */
+	put_channel(o, 1);
+	usleep(20000);
+	get_stats(&s, "H0", false);
+	assert_int_equal(hist_sum(&s.st, DBK_BDEV_IO_TYPE_READ), 6);
+	assert_int_equal(s.st.lat_hist[DBK_BDEV_IO_TYPE_READ][hi], 1);
+	close_bdev(o);
+	td_destroy(d);
+	free(buf);
+}
+
 /* Each completion submits the next I/O: synchronous (malloc) completions must not recurse without bound. */
 struct chain {
 	struct opened *o;
@@ -2103,6 +2199,8 @@ int main(void)
 		cmocka_unit_test(test_enomem_and_nomem),
 		cmocka_unit_test(test_reset_waits),
 		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_lat_bucket),
+		cmocka_unit_test(test_latency_histogram),
 		cmocka_unit_test(test_completion_chain),
 		cmocka_unit_test(test_uring),
 		cmocka_unit_test(test_uring_errors),
