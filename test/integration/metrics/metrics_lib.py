@@ -37,11 +37,15 @@ class Target:
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daosblk-tgt exited early ({self.proc.returncode}):\n{self.logtext()}")
+                msg = f"daosblk-tgt exited early ({self.proc.returncode}):\n{self.logtext()}"
+                self.cleanup()
+                raise RuntimeError(msg)
             if os.path.exists(self.sock) and self.rpc_ok("framework_wait_init"):
                 return
             time.sleep(0.1)
-        raise RuntimeError("daosblk-tgt did not become ready:\n" + self.logtext())
+        msg = "daosblk-tgt did not become ready within 60 s:\n" + self.logtext()
+        self.cleanup()	# no daemon left behind
+        raise RuntimeError(msg)
 
     def logtext(self):
         self.log.flush()

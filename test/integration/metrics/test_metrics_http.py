@@ -67,7 +67,11 @@ class Endpoint(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.t = ml.Target()
-        cls.t.setup_malloc()
+        try:
+            cls.t.setup_malloc()
+        except Exception:
+            cls.t.cleanup()	# tearDownClass does not run after a failed setUpClass
+            raise
         cls.port = cls.t.mport
 
     @classmethod

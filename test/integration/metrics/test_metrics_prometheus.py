@@ -50,7 +50,9 @@ class Prom:
         deadline = time.time() + 90
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                fail(f"prometheus exited ({self.proc.returncode}):\n{self.logtext()}")
+                msg = f"prometheus exited ({self.proc.returncode}):\n{self.logtext()}"
+                self.stop()
+                fail(msg)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5) as r:
                     if r.status == 200:
@@ -58,7 +60,9 @@ class Prom:
             except OSError:
                 pass
             time.sleep(0.3)
-        fail("prometheus did not become ready:\n" + self.logtext())
+        msg = "prometheus did not become ready:\n" + self.logtext()
+        self.stop()
+        fail(msg)
 
     def logtext(self):
         self.log.flush()
