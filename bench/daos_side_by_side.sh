@@ -14,8 +14,8 @@
 #
 # Environment (all optional but SPDK_DIR):
 #   DAOS_PREFIX (/opt/daos)  DAOS_POOL (test-pool)  SIZE_MB (1024)  BLOCK_SIZE (4096)
-#   TARGETS ("daosblk spdk local")  WORKLOADS (all of: rr4k_q1 rr4k_q32 rr4k_q128 rw4k_q1 rw4k_q32 rw4k_q128
-#   sr128k_q16 sw128k_q16)  RUNTIME (10 s)  REPEAT (3)  TGT_CORE (0)  CLIENT_CORE (1)  PORT (4430)
+#   TARGETS ("daosblk spdk local"; also "malloc"; without daosblk and spdk no DAOS is needed)  WORKLOADS (all of: rr4k_q1 rr4k_q32 rr4k_q128 rw4k_q1 rw4k_q32 rw4k_q128
+#   sr128k_q16 sw128k_q16; rrw4k_q32 = 4K randrw 70/30 is not in the default)  RUNTIME (10 s)  REPEAT (3)  TGT_CORE (0)  CLIENT_CORE (1)  PORT (4430)
 #   SPDK_MEM_MB (1024: SPDK runs with --no-huge -s SPDK_MEM_MB)  RESULTS_DIR (kept; default a temp dir)
 #   DBK_TGT_ARGS (extra daosblk-tgt arguments, e.g. --busy-poll)
 set -euo pipefail
@@ -40,17 +40,20 @@ SRPC=$SPDK_DIR/scripts/rpc.py
 SOCK=$RESULTS_DIR/rpc.sock
 # SPDK's binaries link libdaos (no RUNPATH to DAOS's library directory)
 SPDK_ENV=(env "LD_LIBRARY_PATH=$DAOS_PREFIX/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
-for b in "$TGT" "$DRPC" "$DPERF" "$DFS" "$SNVMF" "$SPERF" "$SRPC" "$DAOS_PREFIX/bin/daos"; do
+for b in "$TGT" "$DRPC" "$DPERF" "$DFS" "$SPERF"; do
     [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }
 done
+case " $TARGETS " in *" spdk "*)
+    for b in "$SNVMF" "$SRPC"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }; done;; esac
 for w in $WORKLOADS; do
-    case $w in rr4k_q1|rr4k_q32|rr4k_q128|rw4k_q1|rw4k_q32|rw4k_q128|sr128k_q16|sw128k_q16) ;;
+    case $w in rr4k_q1|rr4k_q32|rr4k_q128|rw4k_q1|rw4k_q32|rw4k_q128|rrw4k_q32|sr128k_q16|sw128k_q16) ;;
         *) echo "unknown workload $w" >&2; exit 2;; esac
 done
 wl_args() { # name -> spdk_nvme_perf -q -o -w
     case $1 in
         rr4k_q*) echo "-q ${1#rr4k_q} -o 4096 -w randread";;
         rw4k_q*) echo "-q ${1#rw4k_q} -o 4096 -w randwrite";;
+        rrw4k_q32) echo "-q 32 -o 4096 -w randrw -M 70";;
         sr128k_q16) echo "-q 16 -o 131072 -w read";;
         sw128k_q16) echo "-q 16 -o 131072 -w write";;
     esac
@@ -62,10 +65,11 @@ LROOT=$RESULTS_DIR/dfs-root
 cleanup() {
     set +e
     [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    "$DAOS_PREFIX/bin/daos" container destroy --force "$DAOS_POOL" "$CONT" >/dev/null 2>&1
+    [ "${NEED_DAOS:-0}" = 1 ] && "$DAOS_PREFIX/bin/daos" container destroy --force "$DAOS_POOL" "$CONT" >/dev/null 2>&1
 }
 trap cleanup EXIT
-"$DAOS_PREFIX/bin/daos" container create "$DAOS_POOL" "$CONT" --type POSIX >/dev/null
+case " $TARGETS " in *" daosblk "*|*" spdk "*) NEED_DAOS=1;; *) NEED_DAOS=0;; esac
+[ "$NEED_DAOS" = 1 ] && "$DAOS_PREFIX/bin/daos" container create "$DAOS_POOL" "$CONT" --type POSIX >/dev/null
 mkdir -p "$LROOT"
 "$DFS" --dfs-root "$LROOT" pool create bench-pool >/dev/null
 "$DFS" --dfs-root "$LROOT" cont create bench-pool bench-cont --type POSIX >/dev/null
@@ -83,14 +87,18 @@ wait_sock() {
 start_target() { # daosblk|spdk|local
     rm -f "$SOCK"
     case $1 in
-    daosblk|local)
+    daosblk|local|malloc)
         local eng=(--dfs-engine daos) pool=$DAOS_POOL cont=$CONT
-        [ "$1" = local ] && { eng=(--dfs-root "$LROOT"); pool=bench-pool; cont=bench-cont; }
+        [ "$1" = daosblk ] || { eng=(--dfs-root "$LROOT"); pool=bench-pool; cont=bench-cont; }
         taskset -c "$TGT_CORE" "$TGT" -m "[$TGT_CORE]" -r "$SOCK" "${eng[@]}" ${DBK_TGT_ARGS:-} >>"$RESULTS_DIR/$1.log" 2>&1 &
         PID=$!
         wait_sock "$DRPC" -s "$SOCK" framework_wait_init
         "$DRPC" -s "$SOCK" nvmf_create_transport -t TCP -u 131072 -i 131072 >/dev/null
-        "$DRPC" -s "$SOCK" bdev_daos_create bench0 "$pool" "$cont" "$SIZE_MB" "$BLOCK_SIZE" >/dev/null
+        if [ "$1" = malloc ]; then
+            "$DRPC" -s "$SOCK" bdev_malloc_create "$SIZE_MB" "$BLOCK_SIZE" -b bench0 >/dev/null
+        else
+            "$DRPC" -s "$SOCK" bdev_daos_create bench0 "$pool" "$cont" "$SIZE_MB" "$BLOCK_SIZE" >/dev/null
+        fi
         "$DRPC" -s "$SOCK" nvmf_create_subsystem "$NQN" -a -s SPDK00000000000001 >/dev/null
         "$DRPC" -s "$SOCK" nvmf_subsystem_add_ns "$NQN" bench0 >/dev/null
         "$DRPC" -s "$SOCK" nvmf_subsystem_add_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null
