@@ -25,11 +25,18 @@ dpkg-query -W -f='${Status}' daosblk 2>/dev/null | grep -q "installed" &&
 for f in /usr/bin/daosblk-tgt /etc/daosblk /lib/systemd/system/daosblk-tgt.service; do
     [ -e "$f" ] && skip "$f exists (not from a package); not overwriting it"
 done
+# The Linux kernel host (../shared/kernel-initiator): where it is at hand and systemd is not PID 1, the unit's
+# ExecStart runs in the guest's namespace, so the kernel host attaches to the installed target and runs the
+# seed workflow (mkfs.ext4, e2fsck, verify) on it. DBK_SKIP_KERNEL=1 leaves it out.
+KI=${KI_DIR:-$SRC/../shared/kernel-initiator}
+NETNS=${KI_NETNS:-nvtest}
+kernel=0
+[ "${DBK_SKIP_KERNEL:-0}" != 1 ] && [ -x "$KI/run-guest" ] && [ "$(cat /proc/1/comm)" != systemd ] && kernel=1
 SOCK=/var/tmp/daosblk.sock
 [ -e "$SOCK" ] && skip "$SOCK exists (another daosblk-tgt on the default RPC socket?)"
 
 W=$(mktemp -d /tmp/dbk-pkg.XXXXXX)
-installed=0 tgt="" notifier="" pool=""
+installed=0 tgt="" notifier="" pool="" kernel_up=0
 POOL=dbk-pkgtest-$$
 NQN=nqn.2016-06.io.spdk:pkgtest
 dpkg_lock() {  # dpkg/apt command, retried while another dpkg holds the lock (up to 10 min)
@@ -49,6 +56,7 @@ cleanup() {
     [ -n "$notifier" ] && kill "$notifier" 2>/dev/null
     [ -n "$pool" ] && /usr/bin/daosblk-dfs pool destroy "$pool" --force >/dev/null 2>&1
     rm -f "$SOCK"
+    [ "$kernel_up" = 1 ] && "$KI/net-down" >/dev/null 2>&1
     [ $installed = 1 ] && dpkg_lock dpkg --purge daosblk >/dev/null
     if [ $rc -ne 0 ]; then
         echo "--- target log ---"; tail -n 30 "$W/tgt.log" 2>/dev/null
@@ -135,7 +143,13 @@ PY
     notifier=$!
     for _ in $(seq 1 100); do [ -S "$W/notify.sock" ] && break; sleep 0.1; done
     # shellcheck disable=SC2086  # the command line, split as systemd splits it (no quoting in it)
-    NOTIFY_SOCKET=$W/notify.sock $EXEC >>"$W/tgt.log" 2>&1 &
+    if [ $kernel = 1 ]; then
+        # shellcheck disable=SC2086
+        ip netns exec "$NETNS" env NOTIFY_SOCKET="$W/notify.sock" $EXEC >>"$W/tgt.log" 2>&1 &
+    else
+        # shellcheck disable=SC2086
+        NOTIFY_SOCKET=$W/notify.sock $EXEC >>"$W/tgt.log" 2>&1 &
+    fi
     tgt=$!
     for _ in $(seq 1 600); do
         grep -q "READY=1" "$W/notify.log" 2>/dev/null && break
@@ -163,8 +177,9 @@ stop_service() {
     [ ! -e "$SOCK" ] || fail "$SOCK left behind"
     say "stopped: STOPPING=1, exit 0"
 }
+IN_NS=()
 perf_verify() {
-    /usr/bin/daosblk-perf -r "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN" \
+    "${IN_NS[@]}" /usr/bin/daosblk-perf -r "trtype:TCP adrfam:IPv4 traddr:127.0.0.1 trsvcid:$PORT subnqn:$NQN" \
         -q 16 -o 4096 -w randrw -M 50 -t 2 --verify --no-progress >"$W/perf.out" 2>&1 ||
         { cat "$W/perf.out"; fail "daosblk-perf --verify against the installed target failed"; }
     grep -E "^(Total|Verify)" "$W/perf.out"
@@ -172,6 +187,15 @@ perf_verify() {
 }
 
 # ---------------------------------------------------------------- run, configure, I/O, persist
+if [ $kernel = 1 ]; then
+    exec 9>"${KT_LOCK:-/tmp/dbk-kernel-tests.lock}"   # one guest per machine (see test/kernel/lib.sh)
+    flock -w 1800 9 || fail "another kernel test held the lock for too long"
+    "$KI/setup" >"$W/ki-setup.log" 2>&1 || { cat "$W/ki-setup.log"; fail "kernel-initiator setup failed"; }
+    "$KI/net-up" >/dev/null || fail "kernel-initiator net-up failed"
+    kernel_up=1
+    ip -n "$NETNS" link set lo up
+    IN_NS=(ip netns exec "$NETNS")
+fi
 start_service
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 say "configure by RPC: DAOS bdev in /var/lib/daosblk (pool $POOL), $NQN on 127.0.0.1:$PORT"
@@ -184,6 +208,21 @@ rpc nvmf_create_subsystem "$NQN" -a -s SPDK00000000000042 >/dev/null || fail "nv
 rpc nvmf_subsystem_add_ns "$NQN" pkg0 >/dev/null || fail "nvmf_subsystem_add_ns"
 rpc nvmf_subsystem_add_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null || fail "add_listener"
 perf_verify
+if [ $kernel = 1 ]; then
+    say "the Linux kernel host: nvme connect-all to ${KI_HOST_IP:-10.77.0.1}:4420, mkfs.ext4 -F -O mmp, e2fsck, verify"
+    # the guest's connect-all connects to every entry of the discovery log: only the one it can reach, meanwhile
+    rpc nvmf_subsystem_remove_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null || fail "remove_listener"
+    rpc nvmf_subsystem_add_listener "$NQN" -t tcp -a "${KI_HOST_IP:-10.77.0.1}" -s 4420 >/dev/null ||
+        fail "add_listener for the kernel host"
+    "$KI/run-guest" --quiet --timeout 400 --log "$W/guest.log" --env "NQN=$NQN" \
+        --add "$SRC/test/kernel/guest/common.sh" "$SRC/test/kernel/guest/seed.sh" >"$W/run-guest.out" 2>&1 ||
+        { tail -n 40 "$W/guest.log"; fail "the kernel host's seed workflow failed on the installed target"; }
+    grep -aq "seed: OK" "$W/guest.log" || { tail -n 40 "$W/guest.log"; fail "the guest did not report success"; }
+    say "kernel host: seed: OK"
+    rpc nvmf_subsystem_add_listener "$NQN" -t tcp -a 127.0.0.1 -s "$PORT" >/dev/null || fail "add_listener again"
+else
+    say "kernel host left out (DBK_SKIP_KERNEL=1, no ../shared/kernel-initiator, or under systemd)"
+fi
 rpc save_config >/etc/daosblk/daosblk.json.new && mv /etc/daosblk/daosblk.json.new /etc/daosblk/daosblk.json ||
     fail "save_config into /etc/daosblk/daosblk.json"
 stop_service
