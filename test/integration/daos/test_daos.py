@@ -125,6 +125,10 @@ class DaosBdev(unittest.TestCase):
         self.assertFalse(q1.write_incapsule(1, 20, data[:BS], BS).ok)
         self.assertTrue(q1.write_incapsule(1, 20, data[:BS], BS).ok)
 
+        # A volatile write cache only on the local engine (page cache); a completed DAOS write is durable.
+        cpl, idc = admin.identify(1)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(idc[525] & 1, 1 if self.be.name == "local" else 0, "Identify Controller VWC")
         # Flush, then the data survives a restart of the whole target with the same UUID.
         cpl, _ = q2.command(nt.sqe(0x00, q2.next_cid(), nsid=1))
         self.assertTrue(cpl.ok, cpl)
