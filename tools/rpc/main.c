@@ -3,29 +3,19 @@
  * scripts/rpc.py for the methods daosblk implements.
  */
 #include "tools/rpc/rpc_cli.h"
+#include "tools/rpc/rpc_client.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/var/tmp/daosblk.sock"
 
-static struct {
-	const char *sock;
-	double timeout_s;
-	bool verbose;
-	int fd;
-	int next_id;
-	char *buf;
-	size_t len, cap;
-} g = {.sock = DEFAULT_SOCKET, .timeout_s = 60, .fd = -1, .next_id = 1};
+static struct dbk_rpc_client g = DBK_RPC_CLIENT_INIT("daosblk-rpc", DEFAULT_SOCKET, 60);
 
 static void usage(FILE *out)
 {
@@ -47,196 +37,6 @@ static void usage(FILE *out)
 		DEFAULT_SOCKET);
 	for (size_t i = 0; dbk_cli_method_at(i); i++)
 		fprintf(out, "  %-40s %s\n", dbk_cli_method_at(i)->name, dbk_cli_method_at(i)->help);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int connect_server(void)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(g.sock) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "daosblk-rpc: socket path too long: %s\n", g.sock);
-		return -1;
-	}
-	strcpy(sa.sun_path, g.sock);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "daosblk-rpc: cannot connect to %s: %s (is daosblk-tgt running? -s selects the socket)\n",
-			g.sock, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	g.fd = fd;
-	return 0;
-}
-
-/* Length of the complete JSON object/array at the start of buf, 0 if unfinished, -1 if garbage. */
-static long scan_value(const char *buf, size_t len)
-{
-	size_t depth = 0;
-	bool in_str = false, esc = false;
-
-	if (len == 0)
-		return 0;
-	if (buf[0] != '{' && buf[0] != '[')
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char ch = buf[i];
-
-		if (in_str) {
-			if (esc)
-				esc = false;
-			else if (ch == '\\')
-				esc = true;
-			else if (ch == '"')
-				in_str = false;
-		} else if (ch == '"') {
-			in_str = true;
-		} else if (ch == '{' || ch == '[') {
-			depth++;
-		} else if ((ch == '}' || ch == ']') && --depth == 0) {
-			return (long)(i + 1);
-		}
-	}
-	return 0;
-}
-
-/* Read one response (back-to-back framing: keep any extra bytes for the next). NULL on failure. */
-static json_t *read_response(double deadline)
-{
-	for (;;) {
-		size_t skip = 0;
-		long n;
-
-		while (skip < g.len && strchr(" \t\r\n", g.buf[skip]))
-			skip++;
-		if (skip > 0) {
-			memmove(g.buf, g.buf + skip, g.len - skip);
-			g.len -= skip;
-		}
-		n = scan_value(g.buf, g.len);
-		if (n < 0) {
-			fprintf(stderr, "daosblk-rpc: the server sent something that is not JSON\n");
-			return NULL;
-		}
-		if (n > 0) {
-			json_error_t jerr;
-			json_t *resp = json_loadb(g.buf, (size_t)n, JSON_DISABLE_EOF_CHECK, &jerr);
-
-			memmove(g.buf, g.buf + n, g.len - (size_t)n);
-			g.len -= (size_t)n;
-			if (!resp)
-				fprintf(stderr, "daosblk-rpc: invalid JSON from the server: %s\n", jerr.text);
-			return resp;
-		}
-		if (g.cap - g.len < 65536) {
-			size_t cap = g.cap ? g.cap * 2 : 131072;
-			char *p = realloc(g.buf, cap);
-
-			if (!p) {
-				fprintf(stderr, "daosblk-rpc: out of memory\n");
-				return NULL;
-			}
-			g.buf = p;
-			g.cap = cap;
-		}
-		double left = deadline - now_s();
-		struct pollfd pfd = {.fd = g.fd, .events = POLLIN};
-		int prc;
-
-		if (left <= 0) {
-			fprintf(stderr, "daosblk-rpc: timed out after %g s waiting for the answer (-t changes the limit)\n",
-				g.timeout_s);
-			return NULL;
-		}
-		prc = poll(&pfd, 1, left > 1e6 ? 1000000000 : (int)(left * 1000) + 1);
-		if (prc < 0 && errno == EINTR)
-			continue;
-		if (prc <= 0)
-			continue;
-		ssize_t r = read(g.fd, g.buf + g.len, g.cap - g.len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			fprintf(stderr, "daosblk-rpc: the server closed the connection without answering%s%s\n",
-				r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
-			return NULL;
-		}
-		g.len += (size_t)r;
-	}
-}
-
-/*
- * Call method with params (borrowed, may be NULL). Returns the result (new
- * reference) or NULL; on a JSON-RPC error *code / *msg (malloc'ed) are set.
- * *code == 0 with NULL result: transport failure (already reported).
- */
-static json_t *call(const char *method, json_t *params, int *code, char **msg)
-{
-	json_t *req, *resp, *err, *result;
-	char *text;
-	size_t off = 0, len;
-	int id = g.next_id++;
-
-	*code = 0;
-	*msg = NULL;
-	if (g.fd < 0 && connect_server() != 0)
-		return NULL;
-	req = json_pack("{s:s, s:s, s:i}", "jsonrpc", "2.0", "method", method, "id", id);
-	if (params)
-		json_object_set(req, "params", params);
-	text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (g.verbose)
-		fprintf(stderr, "request: %s\n", text);
-	len = strlen(text);
-	while (off < len) {
-		ssize_t n = send(g.fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "daosblk-rpc: sending to %s failed: %s\n", g.sock, strerror(errno));
-			free(text);
-			return NULL;
-		}
-		off += (size_t)n;
-	}
-	free(text);
-	resp = read_response(now_s() + g.timeout_s);
-	if (!resp)
-		return NULL;
-	if (g.verbose) {
-		char *s = json_dumps(resp, JSON_COMPACT);
-		fprintf(stderr, "response: %s\n", s ? s : "?");
-		free(s);
-	}
-	err = json_object_get(resp, "error");
-	if (err) {
-		json_t *c = json_object_get(err, "code"), *m = json_object_get(err, "message");
-
-		*code = json_is_integer(c) ? (int)json_integer_value(c) : -32603;
-		*msg = strdup(json_is_string(m) ? json_string_value(m) : "(no message)");
-		json_decref(resp);
-		return NULL;
-	}
-	result = json_object_get(resp, "result");
-	if (!result) {
-		fprintf(stderr, "daosblk-rpc: the answer has neither result nor error\n");
-		json_decref(resp);
-		return NULL;
-	}
-	json_incref(result);
-	json_decref(resp);
-	return result;
 }
 
 static void print_json(const json_t *v)
@@ -266,7 +66,7 @@ static int save_config(void)
 
 	for (size_t i = 0; i < sizeof(g_subsystems) / sizeof(g_subsystems[0]); i++) {
 		json_t *p = json_pack("{s:s}", "name", g_subsystems[i]);
-		json_t *cfg = call("framework_get_config", p, &code, &msg);
+		json_t *cfg = dbk_rpc_client_call(&g, "framework_get_config", p, &code, &msg);
 
 		json_decref(p);
 		if (!cfg) {
@@ -313,7 +113,7 @@ static int load_subsystem(const json_t *sub)
 			fprintf(stderr, "load_config: subsystem '%s' entry %zu has no \"method\"\n", name, i);
 			return 1;
 		}
-		res = call(method, params, &code, &msg);
+		res = dbk_rpc_client_call(&g, method, params, &code, &msg);
 		if (!res) {
 			fprintf(stderr, "load_config: subsystem '%s' entry %zu (%s) failed", name, i, method);
 			if (code)
@@ -445,7 +245,7 @@ int main(int argc, char **argv)
 	} else if (raw_params(method, argc - i, argv + i, &params) != 0) {
 		return 1;
 	}
-	result = call(method, params, &code, &msg);
+	result = dbk_rpc_client_call(&g, method, params, &code, &msg);
 	if (result) {
 		print_json(result);
 		json_decref(result);
@@ -456,8 +256,6 @@ int main(int argc, char **argv)
 	}
 out:
 	json_decref(params);
-	if (g.fd >= 0)
-		close(g.fd);
-	free(g.buf);
+	dbk_rpc_client_close(&g);
 	return rc;
 }

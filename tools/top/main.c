@@ -12,19 +12,18 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "tools/rpc/rpc_client.h"
 
 #define DEFAULT_SOCKET "/var/tmp/daosblk.sock"
 #define EXIT_USAGE 2
@@ -40,11 +39,7 @@ static struct {
 	long count;	/* reports; 0: until interrupted */
 	bool once;
 	bool clear;
-	int fd;
-	int next_id;
-	char *buf;
-	size_t len, cap;
-} g = {.sock = DEFAULT_SOCKET, .interval_s = 1.0, .timeout_s = 10.0, .fd = -1, .next_id = 1};
+} g = {.sock = DEFAULT_SOCKET, .interval_s = 1.0, .timeout_s = 10.0};
 
 static volatile sig_atomic_t g_stop;
 
@@ -77,179 +72,26 @@ static void usage(FILE *out)
 
 /* ------------------------------------------------------------- RPC client */
 
+static struct dbk_rpc_client g_cli = DBK_RPC_CLIENT_INIT("daosblk-top", DEFAULT_SOCKET, 10.0);
+
 static double now_mono(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return dbk_rpc_client_now();
 }
 
-static int connect_server(void)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(g.sock) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "%s: socket path too long: %s\n", g_prog, g.sock);
-		return -1;
-	}
-	strcpy(sa.sun_path, g.sock);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "%s: cannot connect to %s: %s (is daosblk-tgt running? -s selects the socket)\n", g_prog,
-			g.sock, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	g.fd = fd;
-	return 0;
-}
-
-/* Length of the complete JSON object at the start of buf, 0 if unfinished, -1 if it is not one. */
-static long scan_value(const char *buf, size_t len)
-{
-	size_t depth = 0;
-	bool in_str = false, esc = false;
-
-	if (len == 0)
-		return 0;
-	if (buf[0] != '{' && buf[0] != '[')
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char ch = buf[i];
-
-		if (in_str) {
-			if (esc)
-				esc = false;
-			else if (ch == '\\')
-				esc = true;
-			else if (ch == '"')
-				in_str = false;
-		} else if (ch == '"') {
-			in_str = true;
-		} else if (ch == '{' || ch == '[') {
-			depth++;
-		} else if ((ch == '}' || ch == ']') && --depth == 0) {
-			return (long)(i + 1);
-		}
-	}
-	return 0;
-}
-
-static json_t *read_response(double deadline)
-{
-	for (;;) {
-		size_t skip = 0;
-		long n;
-
-		while (skip < g.len && strchr(" \t\r\n", g.buf[skip]))
-			skip++;
-		if (skip > 0) {
-			memmove(g.buf, g.buf + skip, g.len - skip);
-			g.len -= skip;
-		}
-		n = scan_value(g.buf, g.len);
-		if (n < 0) {
-			fprintf(stderr, "%s: the target sent something that is not JSON\n", g_prog);
-			return NULL;
-		}
-		if (n > 0) {
-			json_error_t jerr;
-			json_t *resp = json_loadb(g.buf, (size_t)n, JSON_DISABLE_EOF_CHECK, &jerr);
-
-			memmove(g.buf, g.buf + n, g.len - (size_t)n);
-			g.len -= (size_t)n;
-			if (!resp)
-				fprintf(stderr, "%s: invalid JSON from the target: %s\n", g_prog, jerr.text);
-			return resp;
-		}
-		if (g.cap - g.len < 65536) {
-			size_t cap = g.cap ? g.cap * 2 : 131072;
-			char *p = realloc(g.buf, cap);
-
-			if (!p) {
-				fprintf(stderr, "%s: out of memory\n", g_prog);
-				return NULL;
-			}
-			g.buf = p;
-			g.cap = cap;
-		}
-		double left = deadline - now_mono();
-		struct pollfd pfd = {.fd = g.fd, .events = POLLIN};
-		int prc;
-
-		if (left <= 0) {
-			fprintf(stderr, "%s: no answer from the target within %g s (-t changes the limit)\n", g_prog,
-				g.timeout_s);
-			return NULL;
-		}
-		prc = poll(&pfd, 1, (int)(left * 1000) + 1);
-		if (prc < 0 && errno == EINTR) {
-			if (g_stop)
-				return NULL;
-			continue;
-		}
-		if (prc <= 0)
-			continue;
-		ssize_t r = read(g.fd, g.buf + g.len, g.cap - g.len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			fprintf(stderr, "%s: the target closed the connection%s%s\n", g_prog, r < 0 ? ": " : "",
-				r < 0 ? strerror(errno) : "");
-			return NULL;
-		}
-		g.len += (size_t)r;
-	}
-}
-
-/* The result of method(params) (new reference), or NULL after printing why. */
+/* The result of method (new reference), or NULL with the reason on stderr. */
 static json_t *call(const char *method, json_t *params)
 {
-	json_t *req, *resp, *err, *result;
-	char *text;
-	size_t off = 0, len;
+	char *msg = NULL;
+	int code;
+	json_t *result;
 
-	if (g.fd < 0 && connect_server() != 0)
-		return NULL;
-	req = json_pack("{s:s, s:s, s:i}", "jsonrpc", "2.0", "method", method, "id", g.next_id++);
-	if (params)
-		json_object_set(req, "params", params);
-	text = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (!text)
-		return NULL;
-	len = strlen(text);
-	while (off < len) {
-		ssize_t n = send(g.fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "%s: sending to %s failed: %s\n", g_prog, g.sock, strerror(errno));
-			free(text);
-			return NULL;
-		}
-		off += (size_t)n;
-	}
-	free(text);
-	resp = read_response(now_mono() + g.timeout_s);
-	if (!resp)
-		return NULL;
-	err = json_object_get(resp, "error");
-	if (err) {
-		json_t *m = json_object_get(err, "message");
-		fprintf(stderr, "%s: %s: %s\n", g_prog, method, json_is_string(m) ? json_string_value(m) : "error");
-		json_decref(resp);
-		return NULL;
-	}
-	result = json_object_get(resp, "result");
-	if (result)
-		json_incref(result);
-	else
-		fprintf(stderr, "%s: %s: the answer has no result\n", g_prog, method);
-	json_decref(resp);
+	g_cli.sock = g.sock;
+	g_cli.timeout_s = g.timeout_s;
+	result = dbk_rpc_client_call(&g_cli, method, params, &code, &msg);
+	if (!result && code != 0)
+		fprintf(stderr, "%s: %s: %s\n", g_prog, method, msg ? msg : "error");
+	free(msg);
 	return result;
 }
 
@@ -562,7 +404,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 
 	if (take_sample(&prev) != 0) {
-		free(g.buf);
+		dbk_rpc_client_close(&g_cli);
 		return 1;
 	}
 	next = now_mono();
@@ -582,8 +424,6 @@ int main(int argc, char **argv)
 		done++;
 	}
 	sample_free(&prev);
-	if (g.fd >= 0)
-		close(g.fd);
-	free(g.buf);
+	dbk_rpc_client_close(&g_cli);
 	return rc;
 }
