@@ -118,24 +118,18 @@ static int api_load_locked(char *err, size_t errlen)
 	g_libdfs = load_lib("DBK_DAOS_LIBDFS", DBK_DAOS_LIBDFS_NAME, err, errlen, &rc);
 	if (g_libdfs == NULL)
 		goto fail;
-#define API_RESOLVE_DAOS(fn)                                                                                        \
+/* Resolve fn from handle h of library libname into its slot, unless an earlier one is missing already. */
+#define API_RESOLVE_FROM(h, libname, fn)                                                                            \
 	if (missing == NULL) {                                                                                      \
-		sym = dlsym(g_libdaos, API_STR(fn));                                                                \
+		sym = dlsym(h, API_STR(fn));                                                                        \
 		if (sym == NULL) {                                                                                  \
 			missing = API_STR(fn);                                                                      \
-			lib = DBK_DAOS_LIBDAOS_NAME;                                                                \
+			lib = libname;                                                                              \
 		}                                                                                                   \
 		memcpy(&g_api.fn, &sym, sizeof(sym));                                                               \
 	}
-#define API_RESOLVE_DFS(fn)                                                                                         \
-	if (missing == NULL) {                                                                                      \
-		sym = dlsym(g_libdfs, API_STR(fn));                                                                 \
-		if (sym == NULL) {                                                                                  \
-			missing = API_STR(fn);                                                                      \
-			lib = DBK_DAOS_LIBDFS_NAME;                                                                 \
-		}                                                                                                   \
-		memcpy(&g_api.fn, &sym, sizeof(sym));                                                               \
-	}
+#define API_RESOLVE_DAOS(fn) API_RESOLVE_FROM(g_libdaos, DBK_DAOS_LIBDAOS_NAME, fn)
+#define API_RESOLVE_DFS(fn) API_RESOLVE_FROM(g_libdfs, DBK_DAOS_LIBDFS_NAME, fn)
 	DAOS_API_LIBDAOS(API_RESOLVE_DAOS)
 	DAOS_API_LIBDFS(API_RESOLVE_DFS)
 	if (missing == NULL)

@@ -12,7 +12,6 @@ A test run against the real engine needs a daosblk built with the real engine
 77 so that CTest reports it as skipped, never as passed.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -119,8 +118,3 @@ class DaosBackend:
 def backend():
     return DaosBackend() if engine_name() == "daos" else LocalBackend()
 
-
-def pool_query_json(b):
-    """The pool's own view (real DAOS only): `daos pool query --json`."""
-    p = b._daos("pool", "query", b.pool, "--json")
-    return json.loads(p.stdout)
