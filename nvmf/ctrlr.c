@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <uuid/uuid.h>
 
+#include "nvmf/auth.h"
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
 
@@ -68,6 +69,7 @@ struct connect_ctx {
 	struct dbk_nvmf_ctrlr *ctrlr;
 	int sct, sc;
 	uint32_t dw0;
+	struct nvmf_auth *auth;			/* the host must authenticate (nvmf/auth.c) */
 };
 
 static void connect_fail_msg(void *arg)
@@ -76,6 +78,7 @@ static void connect_fail_msg(void *arg)
 
 	c->req->rsp->cdw0 = c->dw0;
 	complete_status(c->req, c->sct, c->sc);
+	nvmf_auth_free(c->auth);
 	free(c);
 }
 
@@ -100,6 +103,16 @@ static uint64_t ka_period_us(uint32_t kato_ms)
 }
 void nvmf_ctrlr_disconnect_qpairs_local(struct dbk_nvmf_ctrlr *ctrlr, bool admin_too);
 
+/* Qpair thread, Connect succeeded: a host with a key must now authenticate this queue. */
+static void connected_auth(struct connect_ctx *c)
+{
+	if (!c->auth)
+		return;
+	nvmf_auth_attach(c->q, c->auth);
+	c->auth = NULL;
+	c->req->rsp->cdw0 |= DBK_NVMF_CONNECT_AUTHREQ_ATR;
+}
+
 static void admin_connected_msg(void *arg)
 {
 	struct connect_ctx *c = arg;
@@ -115,6 +128,7 @@ static void admin_connected_msg(void *arg)
 	DBK_INFOLOG("%s: controller %u created for %s (qpair %lu)", ctrlr->subsys->nqn, ctrlr->cntlid,
 		    ctrlr->hostnqn, (unsigned long)q->core_id);
 	c->req->rsp->cdw0 = ctrlr->cntlid;
+	connected_auth(c);
 	complete_status(c->req, 0, 0);
 	free(c);
 }
@@ -128,6 +142,7 @@ static void io_connected_msg(void *arg)
 	q->group->io_qpairs++;
 	q->group->current_io_qpairs++;
 	c->req->rsp->cdw0 = c->ctrlr->cntlid;
+	connected_auth(c);
 	complete_status(c->req, 0, 0);
 	free(c);
 }
@@ -234,6 +249,7 @@ static void connect_on_main(void *arg)
 	struct dbk_nvmf_subsystem *s = find_subsys_exact(c->data.subnqn);
 	struct dbk_nvmf_ctrlr *ctrlr;
 	uint16_t cntlid;
+	char aerr[320];
 
 	if (!s || !g_nvmf_tgt.running || g_nvmf_tgt.stopping) {
 		DBK_NOTICELOG("connect: unknown subsystem '%s'", c->data.subnqn);
@@ -250,6 +266,12 @@ static void connect_on_main(void *arg)
 	}
 	if (!nvmf_subsystem_host_allowed(s, c->data.hostnqn)) {
 		DBK_NOTICELOG("connect: host '%s' not allowed on %s", c->data.hostnqn, s->nqn);
+		connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_HOST,
+			     invalid_param(offsetof(struct nvmf_connect_data, hostnqn), true));
+		return;
+	}
+	if (nvmf_auth_prepare(s, c->data.hostnqn, &c->auth, aerr, sizeof(aerr)) != 0) {
+		DBK_NOTICELOG("connect: host '%s' on %s cannot authenticate: %s", c->data.hostnqn, s->nqn, aerr);
 		connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_HOST,
 			     invalid_param(offsetof(struct nvmf_connect_data, hostnqn), true));
 		return;
@@ -749,6 +771,14 @@ void nvmf_ctrlr_exec_fabrics(struct dbk_nvmf_request *req)
 	}
 	if (q->qid == 0)
 		q->ctrlr->last_ka_ns = dbk_get_ns();
+	if (cmd->fctype == NVMF_FCTYPE_AUTHENTICATION_SEND || cmd->fctype == NVMF_FCTYPE_AUTHENTICATION_RECV) {
+		nvmf_auth_exec(req);
+		return;
+	}
+	if (q->core_unauthenticated && cmd->fctype != NVMF_FCTYPE_DISCONNECT) {
+		complete_status(req, NVME_SCT_COMMAND_SPECIFIC, DBK_NVME_SC_AUTH_REQUIRED);
+		return;
+	}
 	switch (cmd->fctype) {
 	case NVMF_FCTYPE_CONNECT:
 		/* a second Connect on a connected queue: Invalid Opcode, as SPDK's target and nvmet answer */

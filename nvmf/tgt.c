@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "nvmf/auth.h"
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
 
@@ -369,6 +370,7 @@ static void qpair_release(struct dbk_nvmf_qpair *q)
 	q->core_state = NVMF_QPAIR_DONE;
 	if (g)
 		nvmf_qpair_list_remove(g, q);
+	nvmf_auth_qpair_fini(q);
 	free(q->core_ctx);
 	q->core_ctx = NULL;
 	atomic_fetch_sub_explicit(&g_nvmf_tgt.live_qpairs, 1, memory_order_acq_rel);
@@ -407,6 +409,8 @@ void dbk_nvmf_tgt_new_qpair(struct dbk_nvmf_qpair *q)
 	q->core_outstanding = 0;
 	q->core_next = NULL;
 	q->ctrlr = NULL;
+	q->core_auth = NULL;
+	q->core_unauthenticated = false;
 	q->core_ctx = calloc(1, sizeof(struct nvmf_qpair_priv));
 	tidx = nvmf_transport_index(q->transport);
 	if (!g_nvmf_tgt.running || g_nvmf_tgt.stopping || !q->core_ctx || tidx < 0) {
@@ -501,6 +505,11 @@ void dbk_nvmf_request_exec(struct dbk_nvmf_request *req)
 	}
 	if (!q->ctrlr) {
 		nvmf_req_status(req, NVME_SCT_GENERIC, NVME_SC_COMMAND_SEQUENCE_ERROR);
+		dbk_nvmf_request_complete(req);
+		return;
+	}
+	if (__builtin_expect(q->core_unauthenticated, 0)) {
+		nvmf_req_status(req, NVME_SCT_COMMAND_SPECIFIC, DBK_NVME_SC_AUTH_REQUIRED);
 		dbk_nvmf_request_complete(req);
 		return;
 	}

@@ -62,6 +62,7 @@ struct dbk_nvmf_transport_poll_group;
 struct dbk_nvmf_qpair;
 struct dbk_nvmf_ctrlr;
 struct dbk_nvmf_poll_group;
+struct nvmf_auth;
 
 /* nvmf_create_transport parameters (SPDK names; defaults are SPDK's TCP defaults). */
 struct dbk_nvmf_transport_opts {
@@ -135,6 +136,8 @@ struct dbk_nvmf_qpair {
 	void *core_ctx;
 	struct dbk_nvmf_qpair *core_next;
 	uint64_t core_id;
+	struct nvmf_auth *core_auth;	/* in-band authentication state (nvmf/auth.c), NULL: none */
+	bool core_unauthenticated;	/* commands other than AUTH_Send/Receive, Disconnect are refused */
 };
 
 struct dbk_nvmf_transport_ops {
