@@ -534,6 +534,7 @@ fail:
 }
 
 static int auth_timer(void *arg);
+static void end_transaction(struct nvmf_auth *a);
 
 static void arm_timer(struct nvmf_auth *a, uint64_t ms, bool disconnect)
 {
@@ -556,6 +557,14 @@ static int auth_timer(void *arg)
 	if (dbk_get_ns() < a->deadline_ns)
 		return DBK_POLLER_IDLE;
 	disarm_timer(a);
+	if (a->authenticated && a->step != STEP_FAILED) {
+		/* a re-authentication the host left unfinished: the queue keeps the access it had */
+		DBK_NOTICELOG("%s: host %s qid %u: re-authentication not completed within %u ms, abandoned", a->subnqn,
+			      a->hostnqn, a->q->qid, DBK_NVMF_AUTH_TIMEOUT_MS);
+		a->step = STEP_DONE;
+		end_transaction(a);
+		return DBK_POLLER_BUSY;
+	}
 	if (a->step == STEP_FAILED) {
 		DBK_INFOLOG("%s: host %s qid %u: authentication failed, closing the queue", a->subnqn, a->hostnqn,
 			    a->q->qid);
@@ -692,7 +701,7 @@ static void on_negotiate(struct nvmf_auth *a, const uint8_t *m, size_t len)
 		if (m[8 + 64 * i] == AUTHID_DHCHAP)
 			d = m + 8 + 64 * i;
 	if (!d) {
-		fail1(a, RCE_INCORRECT_PAYLOAD, "Negotiate offers no DH-HMAC-CHAP descriptor");
+		fail1(a, RCE_NOT_USABLE, "Negotiate offers no DH-HMAC-CHAP descriptor");
 		return;
 	}
 	if (d[2] > 30 || d[3] > 30) {
@@ -764,6 +773,10 @@ static void on_reply(struct nvmf_auth *a, const uint8_t *m, size_t len)
 		return;
 	}
 	dhvlen = get16(m + 10);
+	if (m[8] > 1 || (m[8] && get32(m + 12) == 0)) {
+		fail1(a, RCE_INCORRECT_PAYLOAD, "Reply: CVALID not 0 or 1, or a controller challenge with sequence number 0");
+		return;
+	}
 	if (dhvlen != dhv) {
 		fail1(a, RCE_INCORRECT_PAYLOAD, "Reply: DH value length does not match the group");
 		return;
@@ -980,4 +993,19 @@ void nvmf_auth_exec(struct dbk_nvmf_request *req)
 		auth_send(req, a, len);
 	else
 		auth_recv(req, a, len);
+}
+
+void nvmf_auth_qpair_json(const struct dbk_nvmf_qpair *q, json_t *o)
+{
+	static const char *const names[] = {"negotiate", "challenge", "reply", "success1",
+					    "success2",  "failure1",  "completed", "error"};
+	const struct nvmf_auth *a = q->core_auth;
+	const char *d, *g;
+
+	if (!a)
+		return;
+	d = a->hash ? dbk_auth_digest_name(a->hash) : NULL;
+	g = a->hash ? dbk_auth_dhgroup_name(a->dhgroup) : NULL;
+	json_object_set_new(o, "auth", json_pack("{s:s, s:s, s:s}", "state", names[a->step], "digest",
+						 d ? d : "unknown", "dhgroup", g ? g : "unknown"));
 }

@@ -116,5 +116,7 @@ void nvmf_auth_free(struct nvmf_auth *a);
 void nvmf_auth_attach(struct dbk_nvmf_qpair *q, struct nvmf_auth *a);
 /* Qpair thread: AUTH_Send / AUTH_Receive. */
 void nvmf_auth_exec(struct dbk_nvmf_request *req);
+/* Qpair thread: {"auth": {state, digest, dhgroup}} into a nvmf_subsystem_get_qpairs entry (as SPDK). */
+void nvmf_auth_qpair_json(const struct dbk_nvmf_qpair *q, json_t *o);
 /* Qpair thread, qpair teardown. */
 void nvmf_auth_qpair_fini(struct dbk_nvmf_qpair *q);

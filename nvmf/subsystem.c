@@ -1281,6 +1281,7 @@ static void qpairs_group_msg(void *arg)
 			json_object_set_new(o, "peer_address", addr_json(&a));
 		if (q->transport->ops->qpair_dump_json)
 			q->transport->ops->qpair_dump_json(q, o);
+		nvmf_auth_qpair_json(q, o);
 		json_array_append_new(c->arr, o);
 	}
 }

@@ -212,9 +212,30 @@ class Auth(unittest.TestCase):
         idle, _ = self.connect(HOST)                     # never starts
         mid, _ = self.connect(HOST)                      # stops after Negotiate
         dc.Session(mid, HOST, NQN, SECRET).negotiate()
+        re, _ = self.authed_admin(HOST, SECRET)           # an authenticated queue that starts to re-authenticate
+        s = dc.Session(re, HOST, NQN, SECRET, tid=11)
+        s.negotiate()
+        s.challenge()
         self.assertIsNone(idle.expect_close(timeout=20))
         self.assertIsNone(mid.expect_close(timeout=20))
         self.assertGreater(time.monotonic() - t0, 8)
+        time.sleep(1)
+        # an abandoned re-authentication is not fatal (as SPDK): the queue keeps its access
+        cpl, _ = re.identify(1)
+        self.assertTrue(cpl.ok, cpl)
+        idle.close()
+        mid.close()
+        re.close()
+
+    def test_qpairs_show_auth(self):
+        h, cntlid = self.authed_admin(BIDI, SECRET_T2, CTRL_SECRET, groups=(2,))
+        pending, _ = self.connect(HOST)
+        qs = self.tgt.rpc("nvmf_subsystem_get_qpairs", NQN)
+        mine = [q["auth"] for q in qs if q["cntlid"] == cntlid]
+        self.assertEqual(mine, [{"state": "completed", "digest": "sha512", "dhgroup": "ffdhe3072"}])
+        self.assertIn({"state": "negotiate", "digest": "unknown", "dhgroup": "unknown"}, [q.get("auth") for q in qs])
+        pending.close()
+        h.close()
 
     def test_bidirectional_without_controller_key(self):
         h, _ = self.connect(HOST)
@@ -276,7 +297,7 @@ class Auth(unittest.TestCase):
         self.negotiate_fails(good[:40], dc.RCE_PAYLOAD)                        # truncated descriptor
         self.negotiate_fails(dc.negotiate_msg(5, napd=0), dc.RCE_PAYLOAD)
         self.negotiate_fails(dc.negotiate_msg(5, napd=3), dc.RCE_PAYLOAD)      # says 3, carries 1
-        self.negotiate_fails(dc.negotiate_msg(5, authid=2), dc.RCE_PAYLOAD)    # not DH-HMAC-CHAP
+        self.negotiate_fails(dc.negotiate_msg(5, authid=2), dc.RCE_NOT_USABLE) # not DH-HMAC-CHAP
         self.negotiate_fails(dc.negotiate_msg(5, halen=31), dc.RCE_PAYLOAD)
         self.negotiate_fails(dc.negotiate_msg(5, hashes=(9, 0)), dc.RCE_HASH)
         self.negotiate_fails(dc.negotiate_msg(5, groups=(6, 7)), dc.RCE_DHGROUP)
@@ -311,6 +332,16 @@ class Auth(unittest.TestCase):
         s = self.start()
         m = bytearray(s.reply_msg())
         struct.pack_into("<H", m, 10, 128)          # DH value length of no group
+        self.assertTrue(dc.auth_send(s.h, bytes(m)).ok)
+        self.expect_failure1(s, dc.RCE_PAYLOAD)
+        s = self.start()
+        m = bytearray(s.reply_msg())
+        m[8] = 2                                    # CVALID is 0 or 1
+        self.assertTrue(dc.auth_send(s.h, bytes(m)).ok)
+        self.expect_failure1(s, dc.RCE_PAYLOAD)
+        s = self.start(host=BIDI, secret=SECRET_T2, ctrl=CTRL_SECRET)
+        m = bytearray(s.reply_msg())
+        struct.pack_into("<I", m, 12, 0)            # a controller challenge with sequence number 0
         self.assertTrue(dc.auth_send(s.h, bytes(m)).ok)
         self.expect_failure1(s, dc.RCE_PAYLOAD)
 

@@ -942,7 +942,7 @@ static void test_connect_and_properties(void **state)
 	assert_int_equal(identify(io1, 1, 0, buf), ST(0, NVME_SC_INVALID_OPCODE));
 	assert_int_equal(connect_q(io1, 1, 127, cntlid, NQN1, HOSTNQN, 0, 0, &cpl), ST(0, NVME_SC_INVALID_OPCODE));
 
-	/* fabrics: authentication is not supported; Disconnect ends the I/O queue */
+	/* fabrics: AUTH_Receive where the host needs no authentication is out of sequence; Disconnect ends the I/O queue */
 	{
 		struct nvme_cmd cmd;
 		struct nvmf_fabric_cmd *f = (struct nvmf_fabric_cmd *)&cmd;
@@ -950,7 +950,7 @@ static void test_connect_and_properties(void **state)
 		memset(&cmd, 0, sizeof(cmd));
 		f->opc = NVME_OPC_FABRIC;
 		f->fctype = NVMF_FCTYPE_AUTHENTICATION_RECV;
-		assert_int_equal(do_cmd(a, &cmd, DBK_NVMF_XFER_NONE, NULL, 0, NULL), ST(0, NVME_SC_INVALID_OPCODE));
+		assert_int_equal(do_cmd(a, &cmd, DBK_NVMF_XFER_NONE, NULL, 0, NULL), ST(0, NVME_SC_COMMAND_SEQUENCE_ERROR));
 		f->fctype = NVMF_FCTYPE_PROPERTY_GET;
 		assert_int_equal(do_cmd(io1, &cmd, DBK_NVMF_XFER_NONE, NULL, 0, NULL), ST(0, NVME_SC_INVALID_OPCODE));
 		f->fctype = NVMF_FCTYPE_DISCONNECT;
