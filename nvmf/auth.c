@@ -866,6 +866,86 @@ static void complete(struct dbk_nvmf_request *req, int sct, int sc)
 	dbk_nvmf_request_complete(req);
 }
 
+/* After an AUTH_Send was handled: wipe the message, keep the step timer running, complete. */
+static void send_done(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint8_t *m, uint32_t tl)
+{
+	OPENSSL_cleanse(m, tl);
+	free(m);
+	if (a->step != STEP_DONE && a->step != STEP_FAILED)
+		arm_timer(a, DBK_NVMF_AUTH_TIMEOUT_MS, true);
+	complete(req, 0, 0);
+}
+
+/*
+ * A Negotiate starts a transaction with the host entry's keys and the target's digests and groups as they
+ * are now (nvmf_subsystem_set_keys and nvmf_set_config apply to a re-authentication too): a round trip to
+ * the main reactor, which owns the host entries. The request stays outstanding meanwhile, so the queue
+ * and this state live until it completes.
+ */
+struct refresh {
+	struct dbk_nvmf_request *req;
+	struct nvmf_auth *a;	/* only its immutable NQNs are read on main */
+	uint8_t *m;
+	uint32_t tl;
+	int rc;
+	char err[320];
+	uint8_t host_key[64], ctrl_key[64];
+	size_t host_key_len, ctrl_key_len;
+	uint32_t digests, dhgroups;
+};
+
+static void refresh_done(void *arg)
+{
+	struct refresh *r = arg;
+	struct nvmf_auth *a = r->a;
+
+	if (r->rc) {
+		end_transaction(a);
+		a->tid = get16(r->m + 4);
+		fail1(a, RCE_FAILED, r->err);
+	} else {
+		memcpy(a->host_key, r->host_key, sizeof(a->host_key));
+		memcpy(a->ctrl_key, r->ctrl_key, sizeof(a->ctrl_key));
+		a->host_key_len = r->host_key_len;
+		a->ctrl_key_len = r->ctrl_key_len;
+		a->digests = r->digests;
+		a->dhgroups = r->dhgroups;
+		on_negotiate(a, r->m, r->tl);
+	}
+	send_done(r->req, a, r->m, r->tl);
+	OPENSSL_cleanse(r, sizeof(*r));
+	free(r);
+}
+
+static void refresh_on_main(void *arg)
+{
+	struct refresh *r = arg;
+	struct dbk_nvmf_subsystem *s = dbk_nvmf_subsystem_find(r->a->subnqn);
+	struct nvmf_auth *fresh = NULL;
+
+	if (!s) {
+		r->rc = -ENOENT;
+		snprintf(r->err, sizeof(r->err), "the subsystem is gone");
+	} else {
+		r->rc = nvmf_auth_prepare(s, r->a->hostnqn, &fresh, r->err, sizeof(r->err));
+		if (r->rc == 0 && !fresh) {
+			r->rc = -ENOKEY;
+			snprintf(r->err, sizeof(r->err), "the host entry no longer has a DH-HMAC-CHAP key");
+		}
+	}
+	if (fresh) {
+		memcpy(r->host_key, fresh->host_key, sizeof(r->host_key));
+		memcpy(r->ctrl_key, fresh->ctrl_key, sizeof(r->ctrl_key));
+		r->host_key_len = fresh->host_key_len;
+		r->ctrl_key_len = fresh->ctrl_key_len;
+		r->digests = fresh->digests;
+		r->dhgroups = fresh->dhgroups;
+		wipe_free(fresh);
+	}
+	if (dbk_thread_send_msg(r->req->qpair->group->thread, refresh_done, r) != 0)
+		DBK_ERRLOG("cannot send a message between reactors (out of memory)");
+}
+
 static void auth_send(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_t tl)
 {
 	uint8_t *m;
@@ -889,7 +969,19 @@ static void auth_send(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_
 	} else if (tl < 8 || (m[0] != MSG_COMMON && m[0] != MSG_DHCHAP)) {
 		fail1(a, RCE_INCORRECT_MESSAGE, "not an authentication message");
 	} else if (m[0] == MSG_COMMON && m[1] == ID_NEGOTIATE) {
-		on_negotiate(a, m, tl);	/* also restarts a transaction, or re-authenticates */
+		/* starts, restarts or re-authenticates: with the keys of now */
+		struct refresh *r = calloc(1, sizeof(*r));
+
+		if (r) {
+			r->req = req;
+			r->a = a;
+			r->m = m;
+			r->tl = tl;
+			if (dbk_thread_send_msg(dbk_reactor_thread(0), refresh_on_main, r) == 0)
+				return;
+			free(r);
+		}
+		on_negotiate(a, m, tl);	/* out of memory: with the keys taken at Connect */
 	} else if (m[0] == MSG_COMMON && m[1] == ID_FAILURE2 && a->step == STEP_SUCCESS2 && get16(m + 4) == a->tid) {
 		DBK_NOTICELOG("%s: host %s qid %u: the host rejected the controller's response (Failure2, reason %u/%u)",
 			      a->subnqn, a->hostnqn, a->q->qid, m[6], m[7]);
@@ -909,11 +1001,7 @@ static void auth_send(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_
 	} else {
 		fail1(a, RCE_INCORRECT_MESSAGE, "message out of sequence");
 	}
-	OPENSSL_cleanse(m, tl);
-	free(m);
-	if (a->step != STEP_DONE && a->step != STEP_FAILED)
-		arm_timer(a, DBK_NVMF_AUTH_TIMEOUT_MS, true);
-	complete(req, 0, 0);
+	send_done(req, a, m, tl);
 }
 
 static void auth_recv(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_t al)

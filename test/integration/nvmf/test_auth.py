@@ -160,6 +160,20 @@ class Auth(unittest.TestCase):
         cpl, _ = h.identify(1)
         self.assertTrue(cpl.ok, cpl)
         h.close()
+        # a key changed with nvmf_subsystem_set_keys applies to the re-authentication of a connected queue
+        host3 = "nqn.2014-08.org.nvmexpress:uuid:4f0e0d0c-0b0a-0908-0706-050403020104"
+        self.tgt.rpc("nvmf_subsystem_add_host", NQN, host3, "--dhchap-key", "other")
+        h, _ = self.authed_admin(host3, OTHER)
+        self.tgt.rpc("nvmf_subsystem_set_keys", NQN, host3, "--dhchap-key", "key0")
+        self.assertIsNone(dc.Session(h, host3, NQN, SECRET, tid=4).run())
+        cpl, _ = h.identify(1)
+        self.assertTrue(cpl.ok, cpl)
+        self.assertEqual(dc.Session(h, host3, NQN, OTHER, tid=5).run(), (1, dc.RCE_FAILED))
+        cpl, _ = h.identify(1)
+        self.assertTrue(is_auth_required(cpl), cpl)
+        self.assertIsNone(h.expect_close(timeout=5))
+        h.close()
+        self.tgt.rpc("nvmf_subsystem_remove_host", NQN, host3)
 
     # ------------------------------------------------------------ no access without authentication
 
