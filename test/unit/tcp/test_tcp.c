@@ -1,5 +1,5 @@
 /*
- * Unit tests for the NVMe/TCP transport (nvmf/tcp/tcp.c).
+ * Unit tests for the NVMe/TCP transport (nvmf/tcp/).
  *
  * The transport runs for real: one real reactor (thread library) in a
  * background pthread, a real listener on 127.0.0.1, real accepted sockets.
