@@ -2,12 +2,11 @@
  * NVMe/TCP transport: the receive path. A strict byte-driven PDU state
  * machine (common header -> header(+digest) -> pad -> data -> data digest)
  * validating every header field before the rest is read; large payloads are
- * read straight into the request's data buffers.
+ * read straight into the request's data buffers. Bytes come from the
+ * connection's sock (sock.h) only.
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "nvmf/tcp/tcp_internal.h"
 
@@ -522,7 +521,7 @@ void tcp_conn_recv(struct tcp_conn *c)
 										    : sizeof(struct nvme_tcp_cmd));
 			}
 			want = direct + iov[cnt].iov_len;
-			n = readv(c->fd, iov, cnt + 1);
+			n = c->sock.ops->readv(&c->sock, iov, cnt + 1);
 			if (n > 0) {
 				uint32_t d = (uint32_t)MIN((size_t)n, direct);
 				c->data_got += d;
@@ -539,7 +538,8 @@ void tcp_conn_recv(struct tcp_conn *c)
 			want = TCP_RBUF_SIZE;
 			if (c->big_h2c || (c->rstate == RS_DATA && c->data_len >= TCP_RX_EXACT_MIN))
 				want = rx_small_want(c);	/* a large payload may follow: see rx_small_want */
-			n = recv(c->fd, c->rbuf, want, 0);
+			struct iovec one = {.iov_base = c->rbuf, .iov_len = want};
+			n = c->sock.ops->readv(&c->sock, &one, 1);
 			if (n > 0) {
 				c->rlen = (uint32_t)n;
 				c->rx_progress++;
@@ -564,5 +564,10 @@ void tcp_conn_recv(struct tcp_conn *c)
 		rx_consume(c);
 		if ((size_t)n < want)
 			break;
+	}
+	if (c->sock.ops->rx_pending && !c->closing && c->sock.ops->rx_pending(&c->sock)) {
+		/* Bytes the stream holds that no EPOLLIN will announce: read again from the poller. */
+		c->rx_again = true;
+		schedule_flush(c);
 	}
 }

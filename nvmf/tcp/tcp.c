@@ -35,13 +35,27 @@ void tcp_conn_leave(struct tcp_conn *c)
 
 /* ------------------------------------------------------------- poll group */
 
+/* A step of the stream's handshake (sock.h); a failure closes the connection before any PDU. */
+static void conn_handshake(struct tcp_conn *c)
+{
+	int rc = c->sock.ops->handshake(&c->sock);
+	if (rc < 0) {
+		DBK_INFOLOG("nvmf_tcp: %s handshake failed; closing the connection", c->sock.ops->name);
+		tcp_conn_close(c);
+		return;
+	}
+	c->hs_want = (uint32_t)rc;
+}
+
 static void conn_fd_cb(void *ctx, uint32_t events)
 {
 	struct tcp_conn *c = ctx;
 	conn_enter(c);
-	if (!c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	if (c->hs_want && !c->closing)
+		conn_handshake(c);
+	if (!c->hs_want && !c->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		tcp_conn_recv(c);
-	if (c->sq_head)
+	if (c->sq_head || sock_tx_pending(c))
 		tcp_conn_flush(c);
 	if (c->closing && (events & (EPOLLHUP | EPOLLERR)) && c->sq_head) {
 		c->write_dead = true;
@@ -178,6 +192,12 @@ static int group_poll(void *ctx)
 		c->flush_next = NULL;
 		c->in_flush_list = false;
 		conn_enter(c);
+		if (c->rx_again) {
+			/* The stream holds bytes its fd does not announce (sock.h rx_pending). */
+			c->rx_again = false;
+			if (!c->closing && !c->hs_want)
+				tcp_conn_recv(c);
+		}
 		tcp_conn_flush(c);
 		tcp_conn_update_events(c);
 		tcp_conn_leave(c);
@@ -273,9 +293,11 @@ static int tcp_poll_group_add(struct dbk_nvmf_transport_poll_group *pg, struct d
 	c->hgot = 0;
 	c->hneed = sizeof(struct nvme_tcp_common_hdr);
 	c->ev = EPOLLIN;
-	c->fdh = dbk_fd_register(c->fd, EPOLLIN, conn_fd_cb, c, "nvmf_tcp_conn");
-	if (c->fdh == NULL)
-		return -ENOMEM;
+	if (c->sock.fd >= 0) {
+		c->fdh = dbk_fd_register(c->sock.fd, EPOLLIN, conn_fd_cb, c, "nvmf_tcp_conn");
+		if (c->fdh == NULL)
+			return -ENOMEM;
+	}
 	c->added = true;
 	c->added_ns = dbk_thread_now_ns();
 	c->grp_next = pg->conns;
@@ -339,7 +361,7 @@ void tcp_conn_free(struct tcp_conn *c)
 {
 	struct dbk_nvmf_transport_poll_group *pg = c->pg;
 	/* Best effort: hand what is queued (e.g. a Connect error, a C2HTermReq) to the kernel. */
-	if (c->sq_head && c->fd >= 0 && !c->write_dead) {
+	if ((c->sq_head || sock_tx_pending(c)) && !c->write_dead) {
 		c->busy++;
 		tcp_conn_flush(c);
 		c->busy--;
@@ -347,9 +369,10 @@ void tcp_conn_free(struct tcp_conn *c)
 	tcp_sq_drain(c);
 	if (c->fdh)
 		dbk_fd_unregister(&c->fdh);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	if (c->sock.ops)
+		c->sock.ops->close(&c->sock);
+	c->sock.ops = NULL;
+	c->sock.fd = -1;
 	if (c->pipe[0] >= 0) {
 		close(c->pipe[0]);
 		close(c->pipe[1]);
@@ -434,8 +457,8 @@ static int tcp_qpair_get_peer_addr(struct dbk_nvmf_qpair *qp, struct dbk_nvmf_li
 	struct tcp_conn *c = conn_of(qp);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0)
-		return c->fd < 0 ? -ENOTCONN : -errno;
+	if (c->sock.fd < 0 || getpeername(c->sock.fd, (struct sockaddr *)&ss, &len) != 0)
+		return c->sock.fd < 0 ? -ENOTCONN : -errno;
 	return sockaddr_to_addr(&ss, addr);
 }
 
@@ -452,12 +475,40 @@ static int tcp_qpair_get_local_addr(struct dbk_nvmf_qpair *qp, struct dbk_nvmf_l
 	struct tcp_conn *c = conn_of(qp);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	if (c->fd < 0 || getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
-		return c->fd < 0 ? -ENOTCONN : -errno;
+	if (c->sock.fd < 0 || getsockname(c->sock.fd, (struct sockaddr *)&ss, &len) != 0)
+		return c->sock.fd < 0 ? -ENOTCONN : -errno;
 	return sockaddr_to_addr(&ss, addr);
 }
 
 /* --------------------------------------------------------------- listening */
+
+struct dbk_nvmf_qpair *dbk_nvmf_tcp_qpair_create(struct dbk_nvmf_transport *transport,
+						 const struct dbk_tcp_sock_ops *ops, void *ctx, int fd)
+{
+	struct tcp_transport *tt = (struct tcp_transport *)transport;
+	struct tcp_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		struct dbk_tcp_sock s = {.ops = ops, .ctx = ctx, .fd = fd};
+		ops->close(&s);
+		return NULL;
+	}
+	c->sock.ops = ops;
+	c->sock.ctx = ctx;
+	c->sock.fd = fd;
+	c->hs_want = ops->handshake ? DBK_SOCK_HS_WANT_READ : 0;
+	c->no_splice = ops->splice == NULL;	/* zero copy needs the stream's splice: copy otherwise */
+	c->pipe[0] = c->pipe[1] = -1;
+	c->tt = tt;
+	c->qp.transport = &tt->base;
+	c->rstate = RS_CH;
+	c->hneed = sizeof(struct nvme_tcp_common_hdr);
+	return &c->qp;
+}
+
+void dbk_nvmf_tcp_qpair_poll(struct dbk_nvmf_qpair *qp)
+{
+	conn_fd_cb(conn_of(qp), EPOLLIN | EPOLLOUT);
+}
 
 static void listener_cb(void *ctx, uint32_t events)
 {
@@ -481,18 +532,9 @@ static void listener_cb(void *ctx, uint32_t events)
 		const char *cc = l->tt->base.opts.congestion_control;
 		if (cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)
 			DBK_WARNLOG("nvmf_tcp: TCP_CONGESTION %s: %s (the system's default stays)", cc, strerror(errno));
-		struct tcp_conn *c = calloc(1, sizeof(*c));
-		if (c == NULL) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->pipe[0] = c->pipe[1] = -1;
-		c->tt = l->tt;
-		c->qp.transport = &l->tt->base;
-		c->rstate = RS_CH;
-		c->hneed = sizeof(struct nvme_tcp_common_hdr);
-		dbk_nvmf_tgt_new_qpair(&c->qp);
+		struct dbk_nvmf_qpair *qp = dbk_nvmf_tcp_qpair_create(&l->tt->base, &dbk_tcp_sock_plain_ops, NULL, fd);
+		if (qp)
+			dbk_nvmf_tgt_new_qpair(qp);
 	}
 }
 

@@ -7,15 +7,17 @@
  *   req.c  buffer pool, requests: capsules, R2T, responses
  *   rx.c   receive path: the PDU state machine and its validation
  *   tx.c   send path: the send queue, batched sends, zero copy (vmsplice + splice)
+ * Below the PDU code a socket seam (sock.h): plain TCP (sock_plain.c) or any
+ * other byte stream; the PDU code calls nothing else to move bytes.
  *
  * Receive: large reads into a per-connection buffer, a strict byte-driven
  * PDU state machine (common header -> header(+digest) -> pad -> data ->
  * data digest) validating every header field before the rest is read. Large
- * data payloads are received with readv() straight into the request's data
+ * data payloads are received with readv straight into the request's data
  * buffers (with the receive buffer appended to pick up what follows).
  * Send: a per-connection FIFO of PDUs (headers live in the request / the
  * connection, data iovecs point at the request's buffers), flushed with one
- * sendmsg() of many PDUs at the end of each receive batch and from the poll
+ * writev of many PDUs at the end of each receive batch and from the poll
  * group's poller.
  * Requests: a fixed array per connection; data buffers come from the
  * request's own in-capsule buffer (small transfers) or from the poll group's
@@ -31,6 +33,7 @@
 #include <sys/uio.h>
 
 #include "nvmf/tcp/nvme_tcp.h"
+#include "nvmf/tcp/sock.h"
 #include "nvmf/transport.h"
 #include "thread/thread.h"
 #include "util/crc32c.h"
@@ -156,7 +159,8 @@ struct tcp_conn {
 	struct dbk_nvmf_qpair qp;	/* first */
 	struct tcp_transport *tt;
 	struct dbk_nvmf_transport_poll_group *pg;
-	int fd;
+	struct dbk_tcp_sock sock;	/* the byte stream under the PDUs (sock.h) */
+	uint32_t hs_want;		/* events the sock's handshake waits for (0: none) */
 	struct dbk_fd_handler *fdh;
 	uint32_t ev;
 	int busy;
@@ -166,6 +170,7 @@ struct tcp_conn {
 	bool disconnect_pending, disconnected, fini_pending;
 	bool write_dead;
 	bool in_flush_list;
+	bool rx_again;			/* read again from the poller: the stream holds bytes (sock.h rx_pending) */
 	bool no_splice;			/* pipe creation failed: copy instead */
 	int pipe[2];			/* vmsplice -> splice path; -1 until first needed */
 	uint32_t pipe_len;		/* bytes of the head PDU's data in the pipe, not yet in the socket */
@@ -307,6 +312,12 @@ static inline struct tcp_conn *conn_of(struct dbk_nvmf_qpair *qp)
 static inline struct tcp_req *treq_of(struct dbk_nvmf_request *req)
 {
 	return CONTAINER_OF(req, struct tcp_req, req);
+}
+
+/* The stream holds bytes writev took that are not out yet (sock.h tx_pending). */
+static inline bool sock_tx_pending(struct tcp_conn *c)
+{
+	return c->sock.ops->tx_pending && c->sock.ops->tx_pending(&c->sock);
 }
 
 static inline void conn_enter(struct tcp_conn *c)

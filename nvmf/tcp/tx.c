@@ -1,13 +1,13 @@
 /*
  * NVMe/TCP transport: the send path. A per-connection FIFO of PDUs, sent in
- * batches (one sendmsg of many PDUs); lent C2H payloads go out without a copy
- * (vmsplice into a pipe, splice into the socket).
+ * batches (one writev of many PDUs); lent C2H payloads go out without a copy
+ * (vmsplice into a pipe, splice into the stream) when the sock can. Bytes go
+ * to the connection's sock (sock.h) only.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 
 #include "nvmf/tcp/tcp_internal.h"
 
@@ -96,8 +96,7 @@ static int pdu_splice(struct tcp_conn *c, struct tcp_pdu *p)
 		c->pipe_len = (uint32_t)m;
 	}
 	bool more = doff + c->pipe_len < p->data_len || p->next != NULL;
-	ssize_t n = splice(c->pipe[0], NULL, c->fd, NULL, c->pipe_len,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
+	ssize_t n = c->sock.ops->splice(&c->sock, c->pipe[0], c->pipe_len, more ? DBK_SOCK_F_MORE : 0);
 	if (n < 0) {
 		if (errno == EINTR)
 			return 1;
@@ -136,6 +135,13 @@ static void conn_send_failed(struct tcp_conn *c, const char *what)
 void tcp_conn_flush(struct tcp_conn *c)
 {
 	struct iovec iov[TCP_SEND_IOVS];
+	if (c->sq_head == NULL) {
+		/* Nothing queued: only the stream's own backlog (sock.h tx_pending) may be left to push. */
+		if (!c->write_dead && sock_tx_pending(c) && c->sock.ops->writev(&c->sock, NULL, 0, 0) < 0 &&
+		    errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_send_failed(c, "send");
+		return;
+	}
 	while (c->sq_head && !c->write_dead) {
 		struct tcp_pdu *h = c->sq_head;
 		if (h->splice && h->sent >= h->hdr_len) {
@@ -169,8 +175,7 @@ void tcp_conn_flush(struct tcp_conn *c)
 			n += pdu_fill_iov(p, iov + n, TCP_SEND_IOVS - n);
 			want += p->total - p->sent;
 		}
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | (cork ? MSG_MORE : 0));
+		ssize_t w = c->sock.ops->writev(&c->sock, iov, n, cork ? DBK_SOCK_F_MORE : 0);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -215,10 +220,16 @@ void tcp_conn_update_events(struct tcp_conn *c)
 	if (c->fdh == NULL)
 		return;
 	uint32_t want = 0;
-	if (!c->closing)
-		want |= EPOLLIN;
-	if (c->sq_head && !c->write_dead)
-		want |= EPOLLOUT;
+	if (c->hs_want) {
+		/* The stream's handshake: only what it waits for. */
+		if (!c->closing)
+			want = c->hs_want == DBK_SOCK_HS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+	} else {
+		if (!c->closing)
+			want |= EPOLLIN;
+		if ((c->sq_head || sock_tx_pending(c)) && !c->write_dead)
+			want |= EPOLLOUT;
+	}
 	if (want == 0) {
 		dbk_fd_unregister(&c->fdh);
 		return;
