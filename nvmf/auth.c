@@ -1044,6 +1044,10 @@ static void auth_recv(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_
 		break;
 	case STEP_FAILURE1:
 		break;
+	case STEP_FAILED:
+		/* the Failure1 again; the queue closes at the time already set (asking again does not delay it) */
+		n = build_failure1(a, m);
+		break;
 	default:
 		fail1(a, RCE_INCORRECT_MESSAGE, "AUTH_Receive out of sequence");
 		break;

@@ -420,6 +420,24 @@ class Auth(unittest.TestCase):
         self.assertIsNone(s.success1())
         h.close()
 
+    def test_failed_queue_cannot_be_kept_open(self):
+        # after a Failure1, asking again and again does not delay the close
+        h, _ = self.connect(HOST)
+        s = dc.Session(h, HOST, NQN, OTHER)
+        self.assertEqual(s.run(), (1, dc.RCE_FAILED))
+        t0 = time.monotonic()
+        closed = False
+        while time.monotonic() - t0 < 5:
+            try:
+                cpl, m = dc.auth_recv(h)
+            except (nt.Closed, OSError):
+                closed = True
+                break
+            self.assertEqual(dc.failure(m), (1, dc.RCE_FAILED))
+            time.sleep(0.2)
+        self.assertTrue(closed, "the failed queue is still open after 5 s")
+        h.close()
+
     def test_garbage_messages(self):
         for blob in (b"\xff" * 8, bytes(7), b"\x01\x02" + bytes(2000), os.urandom(512)):
             h, _ = self.connect(HOST)
