@@ -272,11 +272,6 @@ int dbk_nvmf_subsystem_set_ana_state(struct dbk_nvmf_subsystem *s, const struct 
 			 state ? state : "");
 		return -EINVAL;
 	}
-	if (s->discovery || !s->ana_reporting) {
-		snprintf(err, errlen, "ANA reporting is disabled on %s (nvmf_create_subsystem -r/--ana-reporting)",
-			 s->nqn);
-		return -EINVAL;
-	}
 	if (anagrpid > s->max_namespaces) {
 		snprintf(err, errlen, "anagrpid %u out of range for %s (1..%u, max_namespaces; 0 or none: all)", anagrpid,
 			 s->nqn, s->max_namespaces);
@@ -285,10 +280,18 @@ int dbk_nvmf_subsystem_set_ana_state(struct dbk_nvmf_subsystem *s, const struct 
 	for (sl = s->listeners; sl; sl = sl->next)
 		if (nvmf_listen_addr_equal(&sl->listener->addr, addr))
 			break;
-	if (!sl || !sl->ana) {
+	if (!sl) {
 		snprintf(err, errlen, "%s has no listener on %s %s:%s", s->nqn, addr->trtype, addr->traddr,
 			 addr->trsvcid);
 		return -ENOENT;
+	}
+	if (s->discovery || !s->ana_reporting || !sl->ana) {
+		/* without ANA reporting every listener is optimized: setting that is a no-op, anything else an error */
+		if (st == NVMF_ANA_OPTIMIZED)
+			return 0;
+		snprintf(err, errlen, "ANA reporting is disabled on %s (nvmf_create_subsystem -r/--ana-reporting)",
+			 s->nqn);
+		return -EINVAL;
 	}
 	p = sl->ana;
 	for (uint32_t g = 1; g <= p->ngroups; g++) {

@@ -233,9 +233,13 @@ static void test_state_changes(void **state)
 	fx_free(f);
 	/* and on a subsystem without ANA reporting */
 	f = fx_new(false);
-	assert_int_equal(dbk_nvmf_subsystem_set_ana_state(&f->s, &f->l.addr, "optimized", 0, err, sizeof(err)),
+	assert_int_equal(dbk_nvmf_subsystem_set_ana_state(&f->s, &f->l.addr, "optimized", 0, err, sizeof(err)), 0);
+	assert_int_equal(dbk_nvmf_subsystem_set_ana_state(&f->s, &f->l.addr, "inaccessible", 0, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "ANA reporting is disabled"));
+	assert_int_equal(dbk_nvmf_subsystem_set_ana_state(&f->s, &other, "optimized", 0, err, sizeof(err)), -ENOENT);
+	for (uint32_t g = 1; g <= MAXNS; g++)
+		assert_int_equal(f->sl.ana->state[g - 1], NVMF_ANA_OPTIMIZED);
 	fx_free(f);
 }
 
