@@ -12,6 +12,7 @@ referrals come back after save_config and a restart from it. The daemon must exi
 import json
 import os
 import struct
+import subprocess
 import sys
 import unittest
 
@@ -333,6 +334,15 @@ class Ana(unittest.TestCase):
         self.assertTrue(sub["ana_reporting"])
         self.assertEqual({n["nsid"]: n["anagrpid"] for n in sub["namespaces"]}, {1: 1, 3: 2})
         self.assertEqual((sub["min_cntlid"], sub["max_cntlid"]), (100, 199))
+        # load_config (the client replaying the file into a running target) gives the same
+        self.assertEqual(self.tgt.stop(), 0)
+        Ana.tgt = nt.Target()
+        with open(path) as f:
+            p = subprocess.run([self.tgt.rpc_bin, "-s", self.tgt.sock, "load_config"], stdin=f,
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(after, {"0": self.tgt.rpc("nvmf_subsystem_get_listeners", NQN)})
+        self.assertEqual(len(self.tgt.rpc("nvmf_discovery_get_referrals")), 1)
         # and the controller side agrees
         h, io, _ = self.session(self.port_a)
         _, g, _ = parse_ana_log(get_log(h, 0x0C, 4096)[1])
