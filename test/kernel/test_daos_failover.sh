@@ -114,7 +114,22 @@ grep -aq "failover: OK" "$GUEST_LOG" || kt_fail "guest did not report success"
 [ "$(kt_guest_value probe_errors)" = 0 ] || kt_fail "the raw loop saw I/O errors"
 kt_log "raw loop: $(kt_guest_value probe_ops) write+read pairs, $(kt_guest_value probe_verified) blocks verified"
 kt_log "longest stall: raw O_DSYNC write+read $(kt_guest_value probe_max_gap_ms) ms, ext4 write+fsync $(kt_guest_value file_max_ms) ms"
-tr -d '\r' <"$GUEST_LOG" | grep -ao "@@DBK-GAP:[^@]*@@" | sed 's/^/  /' >&2 || true
+# the raw loop's gaps (>= 100 ms) by phase, on the guest's clock
+tr -d '\r' <"$GUEST_LOG" | python3 - "$(kt_guest_value probe_t0)" "$(kt_guest_value t_set-inaccessible)" \
+    "$(kt_guest_value t_set-optimized)" "$(kt_guest_value t_kill-a)" "$(kt_guest_value t_a-down)" \
+    "$(kt_guest_value t_end)" <<'PY' >&2 || true
+import re, sys
+t0, ph = float(sys.argv[1]), [float(x) for x in sys.argv[2:]]
+names = ["before", "A inaccessible", "A optimized again", "A killed (until its path dropped and 10 ops via B)",
+         "A down, restart and reconnect", "after"]
+worst = [0.0] * len(names)
+for m in re.finditer(r"@@DBK-GAP:([0-9.]+),([0-9.]+)@@", sys.stdin.read()):
+    t, ms = t0 + float(m.group(1)), float(m.group(2))
+    i = sum(1 for p in ph if t >= p)
+    worst[i] = max(worst[i], ms)
+for n, w in zip(names, worst):
+    print("  [daos-failover] longest raw-loop gap, %s: %.0f ms" % (n, w))
+PY
 kill -INT "$B_PID"; brc=0; wait "$B_PID" || brc=$?; B_PID=""
 [ "$brc" -eq 0 ] || kt_fail "gateway B exited with $brc after SIGINT"
 kt_stop_target

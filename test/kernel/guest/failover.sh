@@ -57,6 +57,9 @@ advance() {
     die "I/O made no progress for 60 s (probe $2/$want_p, files $3/$want_f)"
 }
 
+# phase NAME: tell the host (a signal) and note when, on the clock mpath_probe uses (uptime)
+phase() { report "t_$1" "$(cut -d' ' -f1 /proc/uptime)"; signal_host "$1"; }
+
 centis() { u=$(cut -d' ' -f1 /proc/uptime); echo "${u%.*}${u#*.}"; }
 
 file_loop() {
@@ -104,23 +107,24 @@ FLOOP=$!
 advance 10
 
 step "A inaccessible: I/O moves to B"
-signal_host set-inaccessible
+phase set-inaccessible
 wait_for "A inaccessible" 30 is_ana "$PA" inaccessible
 advance 10
-signal_host set-optimized
+phase set-optimized
 step "A optimized again"
 wait_for "A optimized" 30 is_ana "$PA" optimized
 advance 10
 
 step "SIGKILL of gateway A under I/O"
-signal_host kill-a
+phase kill-a
 wait_for "A's path to drop" 30 not_live "$PA"
 advance 10
-signal_host a-down
+phase a-down
 step "A restarted from its saved config: waiting for the host to reconnect it"
 wait_for "A to reconnect" 120 is_live "$PA"
 wait_for "A optimized after the reconnect" 30 is_ana "$PA" optimized
 advance 10
+report t_end "$(cut -d' ' -f1 /proc/uptime)"
 nvme list-subsys "$DEV"
 
 step "stop the loops, verify everything that was written and fsynced"

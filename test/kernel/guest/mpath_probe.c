@@ -12,6 +12,7 @@
  * 100 ms so a script can wait for progress.
  *
  * Prints (guest console; the host test parses the @@ lines):
+ *   @@DBK-VALUE:probe_t0=S@@  when it started (CLOCK_MONOTONIC seconds)
  *   @@DBK-GAP:T_S,LEN_MS@@    every gap of 100 ms or more: its start (seconds since the probe started) and length
  *   @@DBK-VALUE:probe_max_gap_ms=N@@, probe_ops=N, probe_errors=N, probe_verified=N
  * Exit 0 if no I/O error reached it and everything verified; 1 otherwise.
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
 	if (!last || posix_memalign((void **)&wb, BS, BS) || posix_memalign((void **)&rb, BS, BS))
 		return 2;
 	t0 = tlast = now_s();
+	printf("@@DBK-VALUE:probe_t0=%.3f@@\n", t0);	/* CLOCK_MONOTONIC: the guest's uptime, to place the gaps */
+	fflush(stdout);
 	while (access(stop, F_OK) != 0) {
 		uint64_t k = seq % n, blk = first + k;
 		ssize_t w, r;
