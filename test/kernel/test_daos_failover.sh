@@ -115,15 +115,16 @@ grep -aq "failover: OK" "$GUEST_LOG" || kt_fail "guest did not report success"
 kt_log "raw loop: $(kt_guest_value probe_ops) write+read pairs, $(kt_guest_value probe_verified) blocks verified"
 kt_log "longest stall: raw O_DSYNC write+read $(kt_guest_value probe_max_gap_ms) ms, ext4 write+fsync $(kt_guest_value file_max_ms) ms"
 # the raw loop's gaps (>= 100 ms) by phase, on the guest's clock
-tr -d '\r' <"$GUEST_LOG" | python3 - "$(kt_guest_value probe_t0)" "$(kt_guest_value t_set-inaccessible)" \
+python3 - "$GUEST_LOG" "$(kt_guest_value probe_t0)" "$(kt_guest_value t_set-inaccessible)" \
     "$(kt_guest_value t_set-optimized)" "$(kt_guest_value t_kill-a)" "$(kt_guest_value t_a-down)" \
     "$(kt_guest_value t_end)" <<'PY' >&2 || true
 import re, sys
-t0, ph = float(sys.argv[1]), [float(x) for x in sys.argv[2:]]
+log = open(sys.argv[1], errors="replace").read().replace("\r", "")
+t0, ph = float(sys.argv[2]), [float(x) for x in sys.argv[3:]]
 names = ["before", "A inaccessible", "A optimized again", "A killed (until its path dropped and 10 ops via B)",
          "A down, restart and reconnect", "after"]
 worst = [0.0] * len(names)
-for m in re.finditer(r"@@DBK-GAP:([0-9.]+),([0-9.]+)@@", sys.stdin.read()):
+for m in re.finditer(r"@@DBK-GAP:([0-9.]+),([0-9.]+)@@", log):
     t, ms = t0 + float(m.group(1)), float(m.group(2))
     i = sum(1 for p in ph if t >= p)
     worst[i] = max(worst[i], ms)
