@@ -7,7 +7,7 @@ from the kill to that first write B completed, in milliseconds.
 
 B is the non-optimized path, so the host sends it no writes while A is up: its first new write after the kill
 is the first I/O the host completed on the surviving path (completion at the host follows one loopback round
-trip later). The poll interval is about 1 ms (the RPC round trip), which bounds the resolution.
+trip later). The poll interval is one RPC round trip (0.1-2 ms here), which bounds the resolution.
 """
 import json
 import os
