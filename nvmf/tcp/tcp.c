@@ -515,13 +515,10 @@ static void listener_cb(void *ctx, uint32_t events)
 	struct tcp_listener *l = ctx;
 	(void)events;
 	for (int i = 0; i < TCP_ACCEPT_BATCH; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = dbk_accept_guarded(&l->guard, l->fd);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				DBK_ERRLOG("nvmf_tcp: accept on %s:%s: %s", l->addr.traddr, l->addr.trsvcid,
-					   strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
+				continue;	/* EMFILE: refused and closed; more may be waiting */
 			return;
 		}
 		int one = 1;
@@ -598,8 +595,11 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	l->addr = *addr;
 	l->fd = fd;
 	l->refs = 1;
+	snprintf(l->what, sizeof(l->what), "nvmf_tcp %s:%s", addr->traddr, addr->trsvcid);
+	dbk_accept_guard_init(&l->guard, l->what, TCP_FD_HEADROOM);
 	l->fdh = dbk_fd_register(fd, EPOLLIN, listener_cb, l, "nvmf_tcp_listen");
 	if (l->fdh == NULL) {
+		dbk_accept_guard_fini(&l->guard);
 		close(fd);
 		free(l);
 		return -ENOMEM;
@@ -615,6 +615,7 @@ static void listener_free(struct tcp_listener *l)
 	if (l->fdh)
 		dbk_fd_unregister(&l->fdh);
 	close(l->fd);
+	dbk_accept_guard_fini(&l->guard);
 	free(l);
 }
 

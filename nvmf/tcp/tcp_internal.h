@@ -36,6 +36,7 @@
 #include "nvmf/tcp/sock.h"
 #include "nvmf/transport.h"
 #include "thread/thread.h"
+#include "util/accept_guard.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 
@@ -54,6 +55,7 @@
 #define TCP_PIPE_SIZE (1024u * 1024u)
 #define TCP_LEND_STALL_US 100000u		/* a connection whose sends stall this long stops holding lent memory */
 #define TCP_ICREQ_TIMEOUT_MS 10000u		/* a connection that sends no ICReq this long is closed */
+#define TCP_FD_HEADROOM 32u			/* new connections leave this many fds free (RPC, bdevs, pipes) */
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -80,6 +82,8 @@ struct tcp_listener {
 	int fd;
 	int refs;
 	struct dbk_fd_handler *fdh;
+	struct dbk_accept_guard guard;	/* fd headroom; out of fds: refuse, never spin (util/accept_guard.h) */
+	char what[128];			/* "nvmf_tcp ADDR:PORT", for its log lines */
 };
 
 enum tcp_pdu_kind { PDU_R2T, PDU_C2H, PDU_RSP, PDU_IC, PDU_TERM };
