@@ -72,13 +72,19 @@ static void conn_fd_cb(void *ctx, uint32_t events)
  * nothing since the last look gets private copies of them (a cold path: one
  * allocation per payload) and gives the lent memory back. Bytes already in the
  * pipe are page references the kernel holds; they go out as they are.
+ * Payloads in the shared buffer pool: pool_stall.c.
  */
 static void conn_bounce_lent(struct tcp_conn *c)
 {
 	for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
 		struct tcp_req *r = p->req;
-		if (p->kind != PDU_C2H || r == NULL || !r->req.lent || r->bounce)
+		if (p->kind != PDU_C2H || r == NULL || r->bounce)
 			continue;
+		if (!r->req.lent) {
+			if (tcp_pool_bounce_needed(c, r))
+				tcp_pool_bounce_read(c, p);
+			continue;
+		}
 		void *b = malloc(p->data_len ? p->data_len : 1);
 		if (b == NULL)
 			continue;	/* try again next time */
@@ -111,6 +117,8 @@ static bool conn_bounce_lent_writes(struct tcp_conn *c)
 	bool any = false;
 	for (uint32_t i = 0; i < c->nreqs; i++) {
 		struct tcp_req *r = &c->reqs[i];
+		if (!r->bounce && tcp_pool_bounce_needed(c, r) && tcp_pool_bounce_write(c, r))
+			any = true;
 		if ((r->state != TR_WAIT_H2C && r->state != TR_RECV_CAPSULE) || !r->req.lent || r->bounce)
 			continue;
 		any = true;
@@ -151,7 +159,7 @@ static int group_watchdog(void *ctx)
 		}
 		if (c->sq_head && c->tx_progress == c->tx_progress_seen) {
 			for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
-				if (p->kind == PDU_C2H && p->req && p->req->req.lent) {
+				if (p->kind == PDU_C2H && p->req && (p->req->req.lent || tcp_pool_bounce_needed(c, p->req))) {
 					conn_bounce_lent(c);
 					busy = 1;
 					break;
@@ -330,6 +338,8 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "writes_lent", json_integer((json_int_t)pg->st.rx_lent_writes));
 	json_object_set_new(obj, "bytes_received_zcopy", json_integer((json_int_t)pg->st.rx_zcopy_bytes));
 	json_object_set_new(obj, "lent_writes_bounced", json_integer((json_int_t)pg->st.lent_writes_bounced));
+	json_object_set_new(obj, "pool_reads_bounced", json_integer((json_int_t)pg->st.pool_reads_bounced));
+	json_object_set_new(obj, "pool_writes_bounced", json_integer((json_int_t)pg->st.pool_writes_bounced));
 	json_object_set_new(obj, "icreq_timeouts", json_integer((json_int_t)pg->st.icreq_timeouts));
 	json_object_set_new(obj, "r2ts_sent", json_integer((json_int_t)pg->st.r2ts_sent));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));

@@ -155,6 +155,8 @@ struct tcp_stats {
 	uint64_t rx_lent_writes;	/* Writes whose data was received straight into lent bdev memory */
 	uint64_t rx_zcopy_bytes;	/* ... their bytes */
 	uint64_t lent_writes_bounced;	/* lent Writes moved to a private buffer because their host stalled */
+	uint64_t pool_reads_bounced;	/* read payloads moved out of the buffer pool: their host stopped reading */
+	uint64_t pool_writes_bounced;	/* R2T'd Writes moved out of the buffer pool: their host stopped sending */
 	uint64_t icreq_timeouts;	/* connections closed for sending no ICReq in time */
 	uint64_t r2ts_sent;		/* R2T PDUs sent */
 };
@@ -372,6 +374,11 @@ void tcp_conn_free(struct tcp_conn *c);
 /* req.c */
 bool tcp_pool_take(struct dbk_nvmf_transport_poll_group *pg, struct tcp_req *r);
 void tcp_pool_release(struct tcp_req *r);
+
+/* pool_stall.c: a stalled connection's pool buffers go to private copies while others wait for the pool. */
+bool tcp_pool_bounce_needed(const struct tcp_conn *c, const struct tcp_req *r);
+bool tcp_pool_bounce_read(struct tcp_conn *c, struct tcp_pdu *p);	/* a queued C2H payload */
+bool tcp_pool_bounce_write(struct tcp_conn *c, struct tcp_req *r);	/* an R2T'd Write waiting for data */
 void tcp_waitq_remove_conn(struct dbk_nvmf_transport_poll_group *pg, struct tcp_conn *c);
 void tcp_req_recycle(struct tcp_req *r);
 void tcp_conn_close(struct tcp_conn *c);
