@@ -14,7 +14,7 @@ from faults_lib import nt  # noqa: E402
 
 BS = 4096
 SEED = 0x510
-STALL_S = float(os.environ.get("DBK_FAULTS_STALL_S", "5"))
+STALL_S = float(os.environ.get("DBK_FAULTS_STALL_S", "10"))
 DURATION = fl.scale(4, floor=2)
 
 

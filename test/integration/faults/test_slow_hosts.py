@@ -10,7 +10,7 @@ The daemon has one reactor, so every host below shares it:
   - a host that sends its ICReq one byte per second, and one that sends a
     write capsule one byte per second.
 Meanwhile a second host does verified writes and reads on both namespaces: each
-command must complete (a liveness bound of 5 s a command, DBK_FAULTS_STALL_S;
+command must complete (a liveness bound of 10 s a command, DBK_FAULTS_STALL_S;
 no speed is asserted) and read back what was written. When the zero-window host
 finally reads, it gets its data intact or a closed connection, never garbage;
 once all are gone the pools are at rest.
