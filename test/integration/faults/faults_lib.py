@@ -161,7 +161,8 @@ class Daemon:
 
     def pools(self):
         """What must be back at rest once hosts are gone: the transport's buffer pool, the qpairs, the
-        bdev_io pools of every channel and the DAOS channels' in-flight ops. A dict of name -> value."""
+        subsystems' controllers, the bdev_io pools of every channel and the DAOS channels' in-flight ops.
+        A dict of name -> value."""
         out = {}
         for pg in self.rpc("nvmf_get_stats")["poll_groups"]:
             n = pg["name"]
@@ -173,6 +174,9 @@ class Daemon:
                 out[n + ".tcp.free_buffers"] = t["free_buffers"]
                 out[n + ".tcp.total_buffers"] = t["total_buffers"]
                 out[n + ".tcp.pending_buffer_requests"] = t["pending_buffer_requests"]
+        for sub in self.rpc("nvmf_get_subsystems"):
+            if sub.get("subtype") != "Discovery":
+                out["%s.controllers" % sub["nqn"]] = len(self.rpc("nvmf_subsystem_get_controllers", sub["nqn"]))
         for b in self.rpc("bdev_get_iostat", "-c")["bdevs"]:
             for ch in b.get("channels", []):
                 k = "%s.%s" % (b["name"], ch["thread_name"])
@@ -188,7 +192,7 @@ def pools_at_rest(p):
     bad = []
     for k, v in p.items():
         if k.endswith("qpairs") or k.endswith("pending_bdev_io") or k.endswith("pending_buffer_requests") or \
-                k.endswith("daos_inflight"):
+                k.endswith("daos_inflight") or k.endswith(".controllers"):
             if v != 0:
                 bad.append("%s = %d (want 0)" % (k, v))
         elif k.endswith(".tcp.free_buffers"):
