@@ -12,10 +12,12 @@
   and about as long under ASan), never below a floor.
 """
 
+import atexit
 import json
 import os
 import random
 import resource
+import shutil
 import signal
 import socket
 import struct
@@ -54,6 +56,19 @@ def scale(n, floor=1):
     return max(floor, int(round(n * f)))
 
 
+_made_dirs = []
+
+
+def _remove_dirs():
+    if os.environ.get("DBK_FAULTS_KEEP") == "1":
+        return
+    for d in _made_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_remove_dirs)
+
+
 def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
@@ -67,7 +82,10 @@ class Daemon:
         b = build_dir()
         self.tgt = os.path.join(b, "app", "daosblk-tgt")
         self.rpc_bin = os.path.join(b, "tools", "rpc", "daosblk-rpc")
-        self.dir = workdir or tempfile.mkdtemp(prefix="dbk-faults-")
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="dbk-faults-")
+            _made_dirs.append(workdir)  # removed at exit (DBK_FAULTS_KEEP=1 keeps the logs)
+        self.dir = workdir
         self.sock = os.path.join(self.dir, tag + ".sock")
         self.log_path = os.path.join(self.dir, tag + ".log")
         self.logf = open(self.log_path, "a")
