@@ -1047,7 +1047,13 @@ void *nvmf_discovery_log_build(const char *hostnqn, size_t *len)
 			e->trtype = strcasecmp(l->addr.trtype, "TCP") == 0 ? NVMF_TRTYPE_TCP : 0;
 			e->adrfam = strcasecmp(l->addr.adrfam, "IPv6") == 0 ? NVMF_ADRFAM_IPV6 : NVMF_ADRFAM_IPV4;
 			e->subtype = NVMF_SUBTYPE_NVME;
-			e->treq = NVMF_TREQ_SECURE_CHANNEL_NOT_SPECIFIED;
+			/*
+			 * "Required" for a TLS listener; plain ones keep "not specified" rather than "not required",
+			 * like nvmet: nvme-cli 2.3 adds a 'tls' connect option on "not required" that a 6.1
+			 * kernel refuses (../shared/kernel-initiator/README.md).
+			 */
+			e->treq = l->addr.secure_channel ? NVMF_TREQ_SECURE_CHANNEL_REQUIRED
+							 : NVMF_TREQ_SECURE_CHANNEL_NOT_SPECIFIED;
 			e->portid = l->portid;
 			e->cntlid = 0xFFFF;
 			e->asqsz = (uint16_t)(l->transport->opts.max_aq_depth ? l->transport->opts.max_aq_depth : 32);
@@ -1104,6 +1110,8 @@ json_t *dbk_nvmf_subsystem_listeners_json(struct dbk_nvmf_subsystem *s)
 
 		json_object_set_new(o, "address", addr_json(&sl->listener->addr));
 		json_object_set_new(o, "ana_state", json_string("optimized"));
+		if (sl->listener->addr.secure_channel)
+			json_object_set_new(o, "secure_channel", json_true());
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -1219,10 +1227,13 @@ void dbk_nvmf_write_config_json(json_t *array)
 			add_method(array, "nvmf_subsystem_add_ns", json_pack("{s:s, s:o}", "nqn", s->nqn,
 									    "namespace", nsj));
 		}
-		for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next)
-			add_method(array, "nvmf_subsystem_add_listener",
-				   json_pack("{s:s, s:o}", "nqn", s->nqn, "listen_address",
-					     addr_json(&sl->listener->addr)));
+		for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next) {
+			json_t *lp = json_pack("{s:s, s:o}", "nqn", s->nqn, "listen_address",
+					       addr_json(&sl->listener->addr));
+			if (sl->listener->addr.secure_channel)
+				json_object_set_new(lp, "secure_channel", json_true());
+			add_method(array, "nvmf_subsystem_add_listener", lp);
+		}
 	}
 	if (g_nvmf_tgt.discovery) {
 		for (struct nvmf_subsys_listener *sl = g_nvmf_tgt.discovery->listeners; sl; sl = sl->next)

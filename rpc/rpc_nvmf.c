@@ -427,10 +427,8 @@ static void listener_common(struct dbk_rpc_request *req, const json_t *params, b
 		dbk_rpc_send_error(req, -ENOTSUP, "ANA state '%s' is not supported (only optimized)", p.ana_state);
 		goto out;
 	}
-	if (p.secure_channel) {
-		dbk_rpc_send_error(req, -ENOTSUP, "secure channel (TLS) is not supported");
-		goto out;
-	}
+	/* TLS 1.3 with PSKs (nvmf/tcp/sock_tls.c); on remove the flag does not matter. */
+	a.secure_channel = add && p.secure_channel;
 	rc = add ? dbk_nvmf_subsystem_add_listener(s, &a, err, sizeof(err))
 		 : dbk_nvmf_subsystem_remove_listener(s, &a, err, sizeof(err));
 	if (rc)

@@ -80,6 +80,7 @@ struct tcp_listener {
 	int fd;
 	int refs;
 	struct dbk_fd_handler *fdh;
+	struct dbk_tls_server *tls;	/* secure channel (sock_tls.h); NULL: plain TCP */
 };
 
 enum tcp_pdu_kind { PDU_R2T, PDU_C2H, PDU_RSP, PDU_IC, PDU_TERM };
