@@ -1061,7 +1061,7 @@ void *nvmf_discovery_log_build(const char *hostnqn, size_t *len)
 			pad_copy(e->trsvcid, sizeof(e->trsvcid), l->addr.trsvcid);
 			pad_copy(e->traddr, sizeof(e->traddr), l->addr.traddr);
 			snprintf(e->subnqn, sizeof(e->subnqn), "%s", s->nqn);
-			e->tsas.tcp.sectype = 0;
+			e->tsas.tcp.sectype = l->addr.secure_channel ? NVMF_TCP_SECTYPE_TLS13 : 0;
 		}
 	}
 	return buf;

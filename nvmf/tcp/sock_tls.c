@@ -172,6 +172,30 @@ static int psk_find_cb(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESS
 	return 1;
 }
 
+/*
+ * Before OpenSSL picks the cipher suite: the one the first offered identity's hash names (NVMe<v>R01: SHA-256,
+ * R02: SHA-384), so the PSK can be used. Hosts offer several suites (OpenSSL's s_client prefers
+ * TLS_AES_256_GCM_SHA384); picked by preference alone, a suite of the other hash makes OpenSSL skip the PSK.
+ * Anything malformed here is left to OpenSSL and the PSK lookup to refuse.
+ */
+static int client_hello_cb(SSL *ssl, int *al, void *arg)
+{
+	const unsigned char *ext;
+	size_t len;
+	(void)al;
+	(void)arg;
+	/* pre_shared_key (41): identities<7..2^16-1> = { uint16 length, identity, uint32 age }... */
+	if (SSL_client_hello_get0_ext(ssl, 41, &ext, &len) != 1 || len < 4)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	size_t ids = (size_t)ext[0] << 8 | ext[1], il = (size_t)ext[2] << 8 | ext[3];
+	if (ids + 2 > len || il + 2 > ids || il < 9)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	const unsigned char *id = ext + 4;
+	if (memcmp(id, "NVMe", 4) == 0 && id[5] == 'R' && id[6] == '0' && (id[7] == '1' || id[7] == '2'))
+		SSL_set_ciphersuites(ssl, dbk_tls_cipher_name(id[7] - '0'));
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* ------------------------------------------------------ handshake stage */
 
 static void pending_unlink(struct tls_conn *t)
@@ -331,6 +355,7 @@ struct dbk_tls_server *dbk_tls_server_create(struct dbk_nvmf_transport *transpor
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_psk_find_session_callback(ctx, psk_find_cb);
+	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
 	SSL_CTX_set_default_read_buffer_len(ctx, TLS_RX_BUF);
 	srv->ctx = ctx;
 	srv->timer = dbk_poller_register(hs_timer, srv, TLS_HS_POLL_US, "nvmf_tcp_tls_hs");
@@ -384,7 +409,8 @@ static ssize_t tls_readv(struct dbk_tcp_sock *s, const struct iovec *iov, int io
 			if (e == SSL_ERROR_SYSCALL && errno)
 				return -1;
 			t->failed = true;
-			DBK_INFOLOG("nvmf_tcp: TLS receive: %s", ssl_reason());
+			/* A record that does not decrypt or verify (tampered, or not TLS at all): a security event. */
+			DBK_NOTICELOG("nvmf_tcp: TLS receive: %s; closing the connection", ssl_reason());
 			errno = EPROTO;
 			return -1;
 		}
