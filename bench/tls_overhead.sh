@@ -110,7 +110,7 @@ print("|---|---|---|---|---|---|")
 for wl in wls:
     res = {m: [json.load(open("%s/%s.%s.%d.json" % (d, wl, m, i))) for i in range(1, rounds + 1)] for m in ("plain", "tls")}
     med = {m: statistics.median(r["iops"] for r in res[m]) for m in res}
-    rng = {m: "%.0fK-%.0fK" % (min(r["iops"] for r in res[m]) / 1e3, max(r["iops"] for r in res[m]) / 1e3) for m in res}
+    rng = {m: "%.1fK-%.1fK" % (min(r["iops"] for r in res[m]) / 1e3, max(r["iops"] for r in res[m]) / 1e3) for m in res}
     cpu_io = {m: statistics.median(1e6 * r["target_cpu_s"] / max(r["ios"], 1) for r in res[m]) for m in res}
     mib = {m: statistics.median(r["mibps"] for r in res[m]) for m in res}
     print("| %s | %.0f (%s), %.0f MiB/s | %.0f (%s), %.0f MiB/s | %.2f | %.1f / %.1f | %s |" % (
