@@ -36,7 +36,7 @@ HOST2 = "nqn.2014-08.org.nvmexpress:uuid:66666666-7777-8888-9999-000000000000"
 HOST3 = "nqn.2014-08.org.nvmexpress:uuid:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"   # allowed, no PSK
 BS = 512
 OPENSSL = shutil.which("openssl")
-HS_TIMEOUT_MS = 1500
+HS_TIMEOUT_MS = 3000
 
 # ------------------------------------------------------------- PSKs (independent of the target's code)
 
