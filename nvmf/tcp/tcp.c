@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "nvmf/tcp/sock_tls.h"
 #include "nvmf/tcp/tcp_internal.h"
 
 /* Leave a transport entry point: run a pending disconnect / deferred free. */
@@ -308,6 +309,11 @@ static int tcp_poll_group_add(struct dbk_nvmf_transport_poll_group *pg, struct d
 	}
 	c->added = true;
 	c->added_ns = dbk_thread_now_ns();
+	if (c->sock.ops->rx_pending && c->sock.ops->rx_pending(&c->sock)) {
+		/* The stream read ahead (e.g. the ICReq behind a TLS handshake): no EPOLLIN will come for it. */
+		c->rx_again = true;
+		schedule_flush(c);
+	}
 	c->grp_next = pg->conns;
 	if (pg->conns)
 		pg->conns->grp_prev = c;
@@ -478,6 +484,8 @@ static void tcp_qpair_dump_json(struct dbk_nvmf_qpair *qp, json_t *obj)
 
 	json_object_set_new(obj, "header_digest", json_boolean(c->hdgst));
 	json_object_set_new(obj, "data_digest", json_boolean(c->ddgst));
+	if (c->sock.ops && c->sock.ops->dump_json)
+		c->sock.ops->dump_json(&c->sock, obj);
 }
 
 static int tcp_qpair_get_local_addr(struct dbk_nvmf_qpair *qp, struct dbk_nvmf_listen_addr *addr)
@@ -539,6 +547,11 @@ static void listener_cb(void *ctx, uint32_t events)
 		const char *cc = l->tt->base.opts.congestion_control;
 		if (cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)
 			DBK_WARNLOG("nvmf_tcp: TCP_CONGESTION %s: %s (the system's default stays)", cc, strerror(errno));
+		if (l->tls) {
+			/* Secure channel: the TLS handshake first, on this thread; a qpair only if it succeeds. */
+			dbk_tls_server_accept(l->tls, fd);
+			continue;
+		}
 		struct dbk_nvmf_qpair *qp = dbk_nvmf_tcp_qpair_create(&l->tt->base, &dbk_tcp_sock_plain_ops, NULL, fd);
 		if (qp)
 			dbk_nvmf_tgt_new_qpair(qp);
@@ -556,6 +569,8 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	struct tcp_transport *tt = (struct tcp_transport *)transport;
 	for (struct tcp_listener *l = tt->listeners; l; l = l->next) {
 		if (addr_eq(&l->addr, addr)) {
+			if (!!l->tls != addr->secure_channel)
+				return -EINVAL;	/* one socket: TLS for all or for none (the core says so first) */
 			l->refs++;
 			return 0;
 		}
@@ -607,8 +622,20 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	l->refs = 1;
 	snprintf(l->what, sizeof(l->what), "nvmf_tcp %s:%s", addr->traddr, addr->trsvcid);
 	dbk_accept_guard_init(&l->guard, l->what, TCP_FD_HEADROOM);
+	if (addr->secure_channel) {
+		char err[256];
+		l->tls = dbk_tls_server_create(&tt->base, addr, tt->icreq_timeout_ns, err, sizeof(err));
+		if (l->tls == NULL) {
+			DBK_ERRLOG("nvmf_tcp: cannot listen with TLS on %s:%s: %s", addr->traddr, addr->trsvcid, err);
+			dbk_accept_guard_fini(&l->guard);
+			close(fd);
+			free(l);
+			return -EINVAL;
+		}
+	}
 	l->fdh = dbk_fd_register(fd, EPOLLIN, listener_cb, l, "nvmf_tcp_listen");
 	if (l->fdh == NULL) {
+		dbk_tls_server_destroy(l->tls);
 		dbk_accept_guard_fini(&l->guard);
 		close(fd);
 		free(l);
@@ -616,7 +643,8 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	}
 	l->next = tt->listeners;
 	tt->listeners = l;
-	DBK_NOTICELOG("NVMe/TCP target listening on %s port %s", addr->traddr, addr->trsvcid);
+	DBK_NOTICELOG("NVMe/TCP target listening on %s port %s%s", addr->traddr, addr->trsvcid,
+		      l->tls ? " (secure channel: TLS 1.3 with PSK)" : "");
 	return 0;
 }
 
@@ -624,6 +652,7 @@ static void listener_free(struct tcp_listener *l)
 {
 	if (l->fdh)
 		dbk_fd_unregister(&l->fdh);
+	dbk_tls_server_destroy(l->tls);
 	close(l->fd);
 	dbk_accept_guard_fini(&l->guard);
 	free(l);

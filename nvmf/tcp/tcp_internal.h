@@ -84,6 +84,7 @@ struct tcp_listener {
 	struct dbk_fd_handler *fdh;
 	struct dbk_accept_guard guard;	/* fd headroom; out of fds: refuse, never spin (util/accept_guard.h) */
 	char what[128];			/* "nvmf_tcp ADDR:PORT", for its log lines */
+	struct dbk_tls_server *tls;	/* secure channel (sock_tls.h); NULL: plain TCP */
 };
 
 enum tcp_pdu_kind { PDU_R2T, PDU_C2H, PDU_RSP, PDU_IC, PDU_TERM };
