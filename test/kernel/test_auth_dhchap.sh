@@ -84,6 +84,9 @@ rpc nvmf_set_config --dhchap-digests sha384 --dhchap-dhgroups ffdhe2048 >/dev/nu
 marker 2
 kt_wait_signal step2
 authed sha384 ffdhe2048 bidirectional
+[ "$(grep -ac "wrong response" "$TGT_LOG")" -ge 2 ] || kt_fail "the old secret after set_keys was not refused by a wrong response"
+grep -aq "rejected the controller's response" "$TGT_LOG" ||
+    kt_fail "the host did not report the wrong controller secret (Failure2)"
 rpc nvmf_subsystem_set_keys "$NQN" "$HOSTNQN" --dhchap-key s3 >/dev/null
 rpc nvmf_set_config --dhchap-digests sha512 --dhchap-dhgroups ffdhe3072 >/dev/null
 marker 3
