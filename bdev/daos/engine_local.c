@@ -38,8 +38,7 @@
  *    write into the page cache returns in microseconds unless the kernel
  *    throttles dirty pages or the inode is locked; so writes go through the
  *    ring while a punch (fallocate) of this queue is in flight, and for
- *    BACKOFF_NS after two inline writes in a row that took longer than
- *    SLOW_NS (one alone may be the thread's preemption on a busy machine).
+ *    BACKOFF_NS after an inline write that took longer than SLOW_NS.
  * Durability is the same either way: a completed write is in the page cache
  * (written through a descriptor or the mapping, the same pages), and flush() is
  * fdatasync, which writes back pages dirtied through any mapping.
@@ -115,12 +114,11 @@ struct dbk_dfs_eq {
 	uint64_t ring_writes_until;	/* CLOCK_MONOTONIC ns: writes go through the ring until then */
 	uint64_t map_until;		/* CLOCK_MONOTONIC ns: no I/O through the mapping until then */
 	uint32_t map_slow;		/* copies through the mapping in a row slower than MAP_SLOW_NS */
-	uint32_t write_slow;		/* inline pwritev calls in a row slower than SLOW_NS */
 	struct dbk_dfs_op *done_head;	/* completed inline; callbacks run from poll() */
 	struct dbk_dfs_op **done_tail;
 };
 
-/* Two inline writes in a row slower than this (throttled, waiting for the inode) send writes to the ring for BACKOFF_NS. */
+/* An inline write slower than this (throttled, or waiting for the inode) sends writes to the ring for BACKOFF_NS. */
 #define SLOW_NS (4ull * 1000 * 1000)
 #define BACKOFF_NS (100ull * 1000 * 1000)
 /*
@@ -1603,12 +1601,8 @@ static bool try_inline(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct 
 		if (t0 < eq->ring_writes_until)
 			return false;
 		r = pwritev(l->fd, l->iov, l->iovcnt, (off_t)l->off);
-		/* two in a row, as for the mapping: one alone may be the thread's preemption */
-		eq->write_slow = mono_ns() - t0 > SLOW_NS ? eq->write_slow + 1 : 0;
-		if (eq->write_slow >= MAP_SLOW_RUN) {
+		if (mono_ns() - t0 > SLOW_NS)
 			eq->ring_writes_until = t0 + BACKOFF_NS;
-			eq->write_slow = 0;
-		}
 	}
 done:
 	l->res = r < 0 ? -errno : (int)r;
