@@ -1191,15 +1191,14 @@ static void bus_handler(int sig, siginfo_t *si, void *uc)
 		t_guard_env = NULL;
 		siglongjmp(*env, 1);
 	}
-	if ((g_old_bus.sa_flags & SA_SIGINFO) && g_old_bus.sa_sigaction != NULL) {
-		g_old_bus.sa_sigaction(sig, si, uc);
+	if (g_old_bus.sa_handler != SIG_DFL && g_old_bus.sa_handler != SIG_IGN) {
+		if (g_old_bus.sa_flags & SA_SIGINFO)
+			g_old_bus.sa_sigaction(sig, si, uc);
+		else
+			g_old_bus.sa_handler(sig);
 		return;
 	}
-	if (!(g_old_bus.sa_flags & SA_SIGINFO) && g_old_bus.sa_handler != SIG_DFL && g_old_bus.sa_handler != SIG_IGN) {
-		g_old_bus.sa_handler(sig);
-		return;
-	}
-	/* the default action: from a fault it comes when the access runs again on return; else raise it */
+	/* the default action (a fault's SIGBUS cannot be ignored): it comes when the access runs again on return */
 	{
 		struct sigaction dfl;
 		memset(&dfl, 0, sizeof(dfl));
