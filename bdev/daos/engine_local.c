@@ -19,10 +19,12 @@
  *    pages: no syscall; see "the mapping" below), or where the mapping cannot
  *    serve it, preadv2(RWF_NOWAIT): data in the page cache is copied at once;
  *    if any of it would need the disk (EAGAIN) the read goes through the ring.
- *    Two copies in a row through the mapping that waited (MAP_SLOW_NS: a page
- *    read from the disk, a lock) rest the mapping for BACKOFF_NS, so a cold
- *    page cache costs the polling thread a couple of blocking faults per
- *    BACKOFF_NS, not one per read.
+ *    Two copies through the mapping that waited (MAP_SLOW_NS: a page read
+ *    from the disk, a lock), fewer than MAP_SLOW_WINDOW copies apart, rest
+ *    the mapping for BACKOFF_NS, twice as
+ *    long each time the next try comes within one rest (up to
+ *    MAP_REST_MAX_NS), so a cold page cache costs the polling thread a couple
+ *    of blocking faults every few seconds, not one per read.
  *  - a write, with DBK_DFS_LOCAL_MMAP=rw, is a copy into the mapping too.
  *    Not the default: a write fault marks a whole large folio dirty (ext4 keeps
  *    128 KiB and larger folios for data written in large pieces), so 4 KiB
@@ -113,7 +115,10 @@ struct dbk_dfs_eq {
 	bool inline_reads;		/* false once the file system refused RWF_NOWAIT */
 	uint64_t ring_writes_until;	/* CLOCK_MONOTONIC ns: writes go through the ring until then */
 	uint64_t map_until;		/* CLOCK_MONOTONIC ns: no I/O through the mapping until then */
-	uint32_t map_slow;		/* copies through the mapping in a row slower than MAP_SLOW_NS */
+	uint32_t map_slow;		/* copies through the mapping slower than MAP_SLOW_NS, fewer than
+					   MAP_SLOW_WINDOW fast ones apart */
+	uint32_t map_fast;		/* fast copies since the last slow one */
+	uint64_t map_rest_ns;		/* length of the mapping's last rest */
 	struct dbk_dfs_op *done_head;	/* completed inline; callbacks run from poll() */
 	struct dbk_dfs_op **done_tail;
 };
@@ -128,6 +133,9 @@ struct dbk_dfs_eq {
  */
 #define MAP_SLOW_NS (50ull * 1000)
 #define MAP_SLOW_RUN 2
+#define MAP_SLOW_WINDOW 64
+/* Rests that follow each other double, from BACKOFF_NS up to this. */
+#define MAP_REST_MAX_NS (32 * BACKOFF_NS)
 /* How often I/O beyond map_len may look at the file's size again (another process or handle grew it). */
 #define MAP_RECHECK_NS (1000ull * 1000 * 1000)
 
@@ -1568,13 +1576,24 @@ static bool try_inline(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct 
 		uint64_t t1 = mono_ns();
 
 		/*
-		 * Waited (a fault that read the disk, a lock, throttling): two in a row and the mapping rests for
-		 * BACKOFF_NS. One alone may be the thread's preemption on a busy machine; a cold page cache makes
-		 * every copy wait.
+		 * Waited (a fault that read the disk or waited for a page being read, a lock, throttling): two
+		 * such copies fewer than MAP_SLOW_WINDOW apart and the mapping rests. One alone may be the thread's
+		 * preemption on a busy machine; a cold page cache makes many copies wait, if not all (read-ahead
+		 * brings some pages in).
 		 */
-		eq->map_slow = t1 - t0 > MAP_SLOW_NS ? eq->map_slow + 1 : 0;
+		if (t1 - t0 > MAP_SLOW_NS) {
+			eq->map_slow++;
+			eq->map_fast = 0;
+		} else if (++eq->map_fast >= MAP_SLOW_WINDOW) {
+			eq->map_slow = 0;
+		}
 		if (!ok || eq->map_slow >= MAP_SLOW_RUN) {
-			eq->map_until = t1 + BACKOFF_NS;
+			/* again within one rest of the last: a cold cache, rest twice as long (up to MAP_REST_MAX_NS) */
+			if (eq->map_rest_ns > 0 && t1 < eq->map_until + eq->map_rest_ns)
+				eq->map_rest_ns = eq->map_rest_ns * 2 > MAP_REST_MAX_NS ? MAP_REST_MAX_NS : eq->map_rest_ns * 2;
+			else
+				eq->map_rest_ns = BACKOFF_NS;
+			eq->map_until = t1 + eq->map_rest_ns;
 			eq->map_slow = 0;
 		}
 		if (ok) {
