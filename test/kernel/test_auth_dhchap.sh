@@ -8,8 +8,9 @@
 # The guest kernel must have NVMe in-band authentication (CONFIG_NVME_AUTH in 6.1-6.6,
 # CONFIG_NVME_HOST_AUTH from 6.7). Debian 12's 6.1 kernel has it off: then the test boots the
 # bookworm-backports kernel (KT_AUTH_KERNEL_PKG, default: the newest linux-image-6.*-amd64 apt knows
-# besides the default one) from a cache of its own (KT_AUTH_KI_CACHE), so the other kernel tests keep
-# their kernel. It skips (77) with the reason when no such kernel can be prepared.
+# besides the default one) from a cache of its own (KT_AUTH_KI_CACHE, default ~/.cache/kernel-initiator-auth),
+# prepared by guest_kernel.sh (downloaded with apt, the default guest's initramfs with that kernel's modules),
+# so the other kernel tests keep their kernel. It skips (77) with the reason when no such kernel can be prepared.
 KT_NAME=auth-dhchap
 . "$(dirname "$0")/lib.sh"
 
@@ -28,11 +29,10 @@ if ! guest_kernel_has_auth "$DEFAULT_CACHE"; then
     [ -n "$pkg" ] || { kt_log "skipped: the guest kernel has no NVMe in-band authentication and apt knows no other kernel"; exit 77; }
     export KI_CACHE=${KT_AUTH_KI_CACHE:-$DEFAULT_CACHE-auth}
     kt_log "the default guest kernel has no NVMe in-band authentication; preparing $pkg in $KI_CACHE"
-    if ! KI_KERNEL_PKG=$pkg KI_EXTRA_MODULES="${KI_EXTRA_MODULES:-} hmac sha256_generic sha512_generic dh_generic" \
-        "$KI/setup" >"$WORK/setup-auth.log" 2>&1; then
+    if ! KI_DIR=$KI KI_BASE_CACHE=$DEFAULT_CACHE "$DBK_SOURCE_DIR/test/kernel/guest_kernel.sh" "$pkg" "$KI_CACHE" \
+        >"$WORK/setup-auth.log" 2>&1; then
         tail -n 5 "$WORK/setup-auth.log" >&2
-        kt_log "skipped: the kernel-initiator harness cannot prepare $pkg (see above; a harness that handles"
-        kt_log "  compressed modules and '+' in the kernel version is needed: set KI_DIR to one)"
+        kt_log "skipped: cannot prepare a guest with $pkg (see above)"
         exit 77
     fi
     guest_kernel_has_auth "$KI_CACHE" || { kt_log "skipped: $pkg has no NVMe in-band authentication either"; exit 77; }
@@ -94,6 +94,7 @@ kt_wait_signal step3
 authed sha512 ffdhe3072
 kt_guest_wait || kt_fail "guest script failed"
 grep -aq "auth: OK" "$GUEST_LOG" || kt_fail "guest did not report success"
+kt_log "guest: $(tr -d '\r' <"$GUEST_LOG" | grep -ao 'init started (kernel [^)]*)' | head -n1)"
 for k in s1 s2 c2 s3 wrong; do
     grep -aqF "$(cut -d: -f3 "$KEYS/$k")" "$TGT_LOG" && kt_fail "a secret is in the target's log"
 done
