@@ -248,6 +248,8 @@ static int io_exact(struct host_qpair *qp, void *buf, size_t len, bool send_dir,
 	return 0;
 }
 
+static int qp_start(struct host_qpair *qp, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io);
+
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
 		    bool ddgst, uint16_t nreqs, uint32_t max_io, const struct host_sock_opts *so)
 {
@@ -259,7 +261,24 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 		 trsvcid);
 	if (tcp_connect(qp, traddr, trsvcid, adrfam, so))
 		return -1;
+	return qp_start(qp, hdgst, ddgst, nreqs, max_io);
+}
 
+int host_qp_connect_fd(struct host_qpair *qp, int fd, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io)
+{
+	uint16_t qid = qp->qid;
+	memset(qp, 0, sizeof(*qp));
+	qp->qid = qid;
+	qp->fd = fd;
+	qp->rcvbuf = -1;
+	snprintf(qp->peer, sizeof(qp->peer), "fd %d", fd);
+	snprintf(qp->congestion, sizeof(qp->congestion), "?");
+	return qp_start(qp, hdgst, ddgst, nreqs, max_io);
+}
+
+/* On the connected socket qp->fd: ICReq/ICResp exchange and validation, request slots. */
+static int qp_start(struct host_qpair *qp, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io)
+{
 	struct nvme_tcp_ic_req icreq;
 	memset(&icreq, 0, sizeof(icreq));
 	icreq.common.pdu_type = NVME_TCP_PDU_IC_REQ;

@@ -110,6 +110,9 @@ struct host_sock_opts {
  * qp->err set (qp is then closed). */
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
 		    bool ddgst, uint16_t nreqs, uint32_t max_io, const struct host_sock_opts *so);
+/* The same on an already connected, non-blocking stream socket fd (taken over; closed by host_qp_close, also on
+ * failure): the fuzz harness plays the target through a socketpair. */
+int host_qp_connect_fd(struct host_qpair *qp, int fd, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io);
 /* Whether TCP congestion control `name` can be set on a TCP socket by this process: 0, or -1 with a message
  * naming what is available (/proc/sys/net/ipv4/tcp_available_congestion_control) in err. */
 int host_congestion_check(const char *name, char *err, size_t errlen);
