@@ -25,11 +25,14 @@ if ! command -v clang >/dev/null 2>&1; then
     echo "run.sh: clang not found (apt-get install clang libclang-rt-dev); the fuzzers need it" >&2
     exit 77
 fi
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    echo "run.sh: configuring the fuzz build in $build"
-    cmake -S "$top" -B "$build" -G Ninja -DDBK_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
+# DBK_FUZZ_NO_BUILD=1: use the binaries in $build/fuzz as they are (ctest, campaign.sh).
 if [ -z "${DBK_FUZZ_NO_BUILD:-}" ]; then
+    if [ ! -f "$build/CMakeCache.txt" ]; then
+        echo "run.sh: configuring the fuzz build in $build"
+        cmake -S "$top" -B "$build" -G Ninja -DDBK_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+            -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    fi
+    # shellcheck disable=SC2046
     cmake --build "$build" -j "$(nproc)" --target $(printf 'fuzz_%s ' "${harnesses[@]}") >/dev/null
 fi
 
