@@ -7,6 +7,7 @@
  *          (listeners stop, qpairs disconnect once every request they execute has completed) -> bdev layer
  *          -> reactors
  */
+#include "keyring/keyring.h"
 #include "app/app.h"
 #include "app/notify.h"
 
@@ -47,6 +48,7 @@ static void app_stop(int exit_code);
 static void bdev_fini_done(void *ctx)
 {
 	(void)ctx;
+	dbk_keyring_cleanup();	/* hosts dropped their keys with their subsystems */
 	dbk_reactors_stop();
 }
 

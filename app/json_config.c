@@ -83,7 +83,7 @@ static int fail(const char *path, const char *what)
 	return -EINVAL;
 }
 
-/* Check the shape and order the entries: bdev, nvmf, then the rest in file order. */
+/* Check the shape and order the entries: keyring, bdev, nvmf, then the rest in file order. */
 static int collect(struct loader *l)
 {
 	json_t *subs = json_object_get(l->root, "subsystems"), *sub, *cfg, *ent;
@@ -119,13 +119,18 @@ static int collect(struct loader *l)
 	l->entries = calloc(total ? total : 1, sizeof(*l->entries));
 	if (!l->entries)
 		return -ENOMEM;
-	for (int pass = 0; pass < 3; pass++) {
+	/* keyring first (hosts name its keys), then bdev, nvmf (namespaces need their bdevs), the rest. */
+	static const char *const order[] = {"keyring", "bdev", "nvmf"};
+	const int norder = (int)(sizeof(order) / sizeof(order[0]));
+
+	for (int pass = 0; pass <= norder; pass++) {
 		json_array_foreach(subs, i, sub) {
 			const char *name = json_string_value(json_object_get(sub, "subsystem"));
-			bool known = strcmp(name, "bdev") == 0 || strcmp(name, "nvmf") == 0;
+			bool known = false;
 
-			if ((pass == 0 && strcmp(name, "bdev") != 0) || (pass == 1 && strcmp(name, "nvmf") != 0) ||
-			    (pass == 2 && known))
+			for (int k = 0; k < norder; k++)
+				known |= strcmp(name, order[k]) == 0;
+			if ((pass < norder && strcmp(name, order[pass]) != 0) || (pass == norder && known))
 				continue;
 			json_array_foreach(json_object_get(sub, "config"), j, ent) {
 				l->entries[l->count++] = (struct entry){name, j, ent};

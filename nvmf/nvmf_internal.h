@@ -96,6 +96,17 @@ int dbk_nvmf_subsystem_remove_listener(struct dbk_nvmf_subsystem *s, const struc
 bool dbk_nvmf_subsystem_has_listener(struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *addr,
 				     char *err, size_t errlen);
 int dbk_nvmf_subsystem_add_host(struct dbk_nvmf_subsystem *s, const char *hostnqn, char *err, size_t errlen);
+/* Key names (NULL: none), looked up in the keyring; the DH-HMAC-CHAP ones must hold DHHC-1 secrets. */
+struct dbk_nvmf_host_keys {
+	const char *dhchap_key;
+	const char *dhchap_ctrlr_key;
+	const char *psk;
+};
+int dbk_nvmf_subsystem_add_host_ext(struct dbk_nvmf_subsystem *s, const char *hostnqn,
+				    const struct dbk_nvmf_host_keys *keys, char *err, size_t errlen);
+/* nvmf_subsystem_set_keys: replace the host's DH-HMAC-CHAP keys (psk untouched); next authentication uses them. */
+int dbk_nvmf_subsystem_set_host_keys(struct dbk_nvmf_subsystem *s, const char *hostnqn,
+				     const struct dbk_nvmf_host_keys *keys, char *err, size_t errlen);
 int dbk_nvmf_subsystem_remove_host(struct dbk_nvmf_subsystem *s, const char *hostnqn, char *err, size_t errlen);
 int dbk_nvmf_subsystem_set_allow_any_host(struct dbk_nvmf_subsystem *s, bool allow, char *err, size_t errlen);
 /* cb(ctx, rc, err): rc = nsid (> 0) on success, -errno otherwise. */
@@ -156,8 +167,13 @@ struct nvmf_pg_ns {
 	uint32_t outstanding;
 };
 
+struct dbk_key;
 struct nvmf_host {
 	char nqn[NVME_NQN_MAX_LEN + 1];
+	/* keyring references (NULL: none); changed on main only, read on main (Connect) */
+	struct dbk_key *dhchap_key;		/* the host must authenticate (DH-HMAC-CHAP) */
+	struct dbk_key *dhchap_ctrlr_key;	/* ... and the controller too (bidirectional) */
+	struct dbk_key *psk;			/* TLS pre-shared key */
 	struct nvmf_host *next;
 };
 
@@ -284,6 +300,7 @@ void nvmf_qpair_list_remove(struct dbk_nvmf_poll_group *g, struct dbk_nvmf_qpair
 /* subsystem.c */
 void nvmf_discovery_changed(void);
 bool nvmf_subsystem_host_allowed(const struct dbk_nvmf_subsystem *s, const char *hostnqn);
+struct nvmf_host *nvmf_subsystem_find_host(const struct dbk_nvmf_subsystem *s, const char *hostnqn);
 /* Build the discovery log for hostnqn; returns malloc'ed buffer, *len bytes. */
 void *nvmf_discovery_log_build(const char *hostnqn, size_t *len);
 int nvmf_subsystems_init(void);

@@ -10,6 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
+#include "keyring/keyring.h"
+#include "nvmf/auth.h"
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
 
@@ -160,13 +164,15 @@ static bool printable(const char *s, size_t max)
 	return true;
 }
 
+static void host_free(struct nvmf_host *h);
+
 static void free_subsystem(struct dbk_nvmf_subsystem *s)
 {
 	struct nvmf_host *h;
 
 	while ((h = s->hosts)) {
 		s->hosts = h->next;
-		free(h);
+		host_free(h);
 	}
 	if (s->pg_ns) {
 		for (int i = 0; i < g_nvmf_tgt.num_groups; i++)
@@ -309,9 +315,85 @@ bool nvmf_subsystem_host_allowed(const struct dbk_nvmf_subsystem *s, const char 
 	return false;
 }
 
-int dbk_nvmf_subsystem_add_host(struct dbk_nvmf_subsystem *s, const char *hostnqn, char *err, size_t errlen)
+struct nvmf_host *nvmf_subsystem_find_host(const struct dbk_nvmf_subsystem *s, const char *hostnqn)
+{
+	for (struct nvmf_host *h = s->hosts; h; h = h->next)
+		if (strcmp(h->nqn, hostnqn) == 0)
+			return h;
+	return NULL;
+}
+
+static void host_free(struct nvmf_host *h)
+{
+	dbk_key_put(h->dhchap_key);
+	dbk_key_put(h->dhchap_ctrlr_key);
+	dbk_key_put(h->psk);
+	free(h);
+}
+
+/* Look up one key name (NULL: none) into *out; a DH-HMAC-CHAP key must hold a valid DHHC-1 secret. */
+static int lookup_key(const char *name, const char *what, bool dhchap, struct dbk_key **out, char *err,
+		      size_t errlen)
+{
+	struct dbk_key *k;
+
+	*out = NULL;
+	if (!name)
+		return 0;
+	k = dbk_keyring_get_key(name);
+	if (!k) {
+		snprintf(err, errlen, "%s '%.255s' not found in the keyring (keyring_file_add_key first)", what, name);
+		return -ENOKEY;
+	}
+	if (dhchap) {
+		struct dbk_dhchap_secret sec;
+		char buf[DBK_KEY_MAX_SIZE + 1], perr[160];
+		int rc = dbk_key_get_secret(k, buf, sizeof(buf));
+
+		rc = rc < 0 ? rc : dbk_dhchap_secret_parse(buf, &sec, perr, sizeof(perr));
+		OPENSSL_cleanse(buf, sizeof(buf));
+		OPENSSL_cleanse(&sec, sizeof(sec));
+		if (rc) {
+			snprintf(err, errlen, "%s '%.255s' is not a DH-HMAC-CHAP secret: %s", what, name,
+				 rc == -EINVAL ? perr : strerror(-rc));
+			dbk_key_put(k);
+			return -EINVAL;
+		}
+	}
+	*out = k;
+	return 0;
+}
+
+static int lookup_keys(const struct dbk_nvmf_host_keys *keys, struct dbk_key *out[3], bool with_psk, char *err,
+		       size_t errlen)
+{
+	int rc;
+
+	out[0] = out[1] = out[2] = NULL;
+	if (!keys)
+		return 0;
+	if (keys->dhchap_ctrlr_key && !keys->dhchap_key) {
+		snprintf(err, errlen, "a controller key (dhchap_ctrlr_key) needs a host key (dhchap_key)");
+		return -EINVAL;
+	}
+	rc = lookup_key(keys->dhchap_key, "DH-HMAC-CHAP key", true, &out[0], err, errlen);
+	if (!rc)
+		rc = lookup_key(keys->dhchap_ctrlr_key, "DH-HMAC-CHAP controller key", true, &out[1], err, errlen);
+	if (!rc && with_psk)
+		rc = lookup_key(keys->psk, "PSK", false, &out[2], err, errlen);
+	if (rc) {
+		for (int i = 0; i < 3; i++)
+			dbk_key_put(out[i]);
+	}
+	return rc;
+}
+
+int dbk_nvmf_subsystem_add_host_ext(struct dbk_nvmf_subsystem *s, const char *hostnqn,
+				    const struct dbk_nvmf_host_keys *keys, char *err, size_t errlen)
 {
 	struct nvmf_host *h, **pp;
+	struct dbk_key *k[3];
+	int rc;
 
 	if (s->discovery) {
 		snprintf(err, errlen, "the discovery subsystem accepts every host");
@@ -319,22 +401,57 @@ int dbk_nvmf_subsystem_add_host(struct dbk_nvmf_subsystem *s, const char *hostnq
 	}
 	if (!dbk_nvmf_nqn_is_valid(hostnqn, err, errlen))
 		return -EINVAL;
-	for (h = s->hosts; h; h = h->next) {
-		if (strcmp(h->nqn, hostnqn) == 0) {
-			snprintf(err, errlen, "host '%s' is already allowed on %s", hostnqn, s->nqn);
-			return -EEXIST;
-		}
+	if (nvmf_subsystem_find_host(s, hostnqn)) {
+		snprintf(err, errlen, "host '%s' is already allowed on %s", hostnqn, s->nqn);
+		return -EEXIST;
 	}
+	rc = lookup_keys(keys, k, true, err, errlen);
+	if (rc)
+		return rc;
 	h = calloc(1, sizeof(*h));
 	if (!h) {
+		for (int i = 0; i < 3; i++)
+			dbk_key_put(k[i]);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(h->nqn, sizeof(h->nqn), "%s", hostnqn);
+	h->dhchap_key = k[0];
+	h->dhchap_ctrlr_key = k[1];
+	h->psk = k[2];
 	for (pp = &s->hosts; *pp; pp = &(*pp)->next)
 		;
 	*pp = h;
 	nvmf_discovery_changed();
+	return 0;
+}
+
+int dbk_nvmf_subsystem_add_host(struct dbk_nvmf_subsystem *s, const char *hostnqn, char *err, size_t errlen)
+{
+	return dbk_nvmf_subsystem_add_host_ext(s, hostnqn, NULL, err, errlen);
+}
+
+int dbk_nvmf_subsystem_set_host_keys(struct dbk_nvmf_subsystem *s, const char *hostnqn,
+				     const struct dbk_nvmf_host_keys *keys, char *err, size_t errlen)
+{
+	struct nvmf_host *h = nvmf_subsystem_find_host(s, hostnqn);
+	struct dbk_key *k[3];
+	int rc;
+
+	if (!h) {
+		snprintf(err, errlen, "host '%s' is not in the allowed list of %s", hostnqn, s->nqn);
+		return -ENOENT;
+	}
+	rc = lookup_keys(keys, k, false, err, errlen);
+	if (rc)
+		return rc;
+	dbk_key_put(h->dhchap_key);
+	dbk_key_put(h->dhchap_ctrlr_key);
+	h->dhchap_key = k[0];
+	h->dhchap_ctrlr_key = k[1];
+	DBK_INFOLOG("%s: host %s: DH-HMAC-CHAP keys set (%s%s%s)", s->nqn, hostnqn,
+		    k[0] ? dbk_key_get_name(k[0]) : "none", k[1] ? ", controller key " : "",
+		    k[1] ? dbk_key_get_name(k[1]) : "");
 	return 0;
 }
 
@@ -352,7 +469,7 @@ int dbk_nvmf_subsystem_remove_host(struct dbk_nvmf_subsystem *s, const char *hos
 	}
 	h = *pp;
 	*pp = h->next;
-	free(h);
+	host_free(h);
 	if (!s->allow_any_host) {
 		for (struct dbk_nvmf_ctrlr *c = s->ctrlrs; c; c = c->next)
 			if (strcmp(c->hostnqn, hostnqn) == 0)
@@ -992,6 +1109,20 @@ json_t *dbk_nvmf_subsystem_listeners_json(struct dbk_nvmf_subsystem *s)
 	return arr;
 }
 
+/* A host entry with its key names (never secrets): {nqn_key: NQN, dhchap_key, dhchap_ctrlr_key, psk}. */
+static json_t *host_json(const struct nvmf_host *h, const char *nqn_key)
+{
+	json_t *o = json_pack("{s:s}", nqn_key, h->nqn);
+
+	if (h->dhchap_key)
+		json_object_set_new(o, "dhchap_key", json_string(dbk_key_get_name(h->dhchap_key)));
+	if (h->dhchap_ctrlr_key)
+		json_object_set_new(o, "dhchap_ctrlr_key", json_string(dbk_key_get_name(h->dhchap_ctrlr_key)));
+	if (h->psk)
+		json_object_set_new(o, "psk", json_string(dbk_key_get_name(h->psk)));
+	return o;
+}
+
 json_t *dbk_nvmf_subsystem_json(struct dbk_nvmf_subsystem *s)
 {
 	json_t *o = json_object(), *arr;
@@ -1011,7 +1142,7 @@ json_t *dbk_nvmf_subsystem_json(struct dbk_nvmf_subsystem *s)
 		json_object_set_new(o, "ana_reporting", json_false());
 	arr = json_array();
 	for (struct nvmf_host *h = s->hosts; h; h = h->next)
-		json_array_append_new(arr, json_pack("{s:s}", "nqn", h->nqn));
+		json_array_append_new(arr, host_json(h, "nqn"));
 	json_object_set_new(o, "hosts", arr);
 	if (!s->discovery) {
 		json_object_set_new(o, "serial_number", json_string(s->sn));
@@ -1060,6 +1191,7 @@ void dbk_nvmf_write_config_json(json_t *array)
 {
 	if (!g_nvmf_tgt.running)
 		return;
+	add_method(array, "nvmf_set_config", dbk_nvmf_auth_config_json());
 	for (int i = 0; i < g_nvmf_tgt.num_transports; i++)
 		if (g_nvmf_tgt.transports[i])
 			add_method(array, "nvmf_create_transport", dbk_nvmf_transport_json(g_nvmf_tgt.transports[i]));
@@ -1071,9 +1203,12 @@ void dbk_nvmf_write_config_json(json_t *array)
 				     "model_number", s->mn, "allow_any_host", s->allow_any_host, "max_namespaces",
 				     (int)s->max_namespaces, "min_cntlid", (int)s->min_cntlid, "max_cntlid",
 				     (int)s->max_cntlid));
-		for (struct nvmf_host *h = s->hosts; h; h = h->next)
-			add_method(array, "nvmf_subsystem_add_host", json_pack("{s:s, s:s}", "nqn", s->nqn, "host",
-									      h->nqn));
+		for (struct nvmf_host *h = s->hosts; h; h = h->next) {
+			json_t *hp = host_json(h, "host");
+
+			json_object_set_new(hp, "nqn", json_string(s->nqn));
+			add_method(array, "nvmf_subsystem_add_host", hp);
+		}
 		for (uint32_t i = 0; i < s->max_namespaces; i++) {
 			json_t *nsj;
 

@@ -152,6 +152,7 @@ void dbk_rpc_set_shutdown_fn(void (*fn)(void *ctx), void *ctx);
 
 /* Method tables, one per component, each terminated by an entry with name == NULL. */
 extern const struct dbk_rpc_method dbk_rpc_framework_methods[];
+extern const struct dbk_rpc_method dbk_rpc_keyring_methods[];
 extern const struct dbk_rpc_method dbk_rpc_bdev_methods[];
 extern const struct dbk_rpc_method dbk_rpc_nvmf_methods[];
 extern const struct dbk_rpc_method dbk_rpc_daos_methods[];

@@ -5,6 +5,7 @@
 #ifdef DBK_HAVE_BDEV
 #include "bdev/bdev.h"
 #endif
+#include "keyring/keyring.h"
 #ifdef DBK_HAVE_NVMF
 #include "nvmf/nvmf.h"
 #endif
@@ -216,8 +217,9 @@ static void rpc_framework_get_subsystems(struct dbk_rpc_request *req, const json
 {
 	if (!no_params(req, params))
 		return;
-	dbk_rpc_send_result(req, json_pack("[{s:s, s:[]}, {s:s, s:[s]}]", "subsystem", "bdev", "depends_on",
-					   "subsystem", "nvmf", "depends_on", "bdev"));
+	dbk_rpc_send_result(req, json_pack("[{s:s, s:[]}, {s:s, s:[]}, {s:s, s:[s, s]}]", "subsystem", "keyring",
+					   "depends_on", "subsystem", "bdev", "depends_on", "subsystem", "nvmf",
+					   "depends_on", "bdev", "keyring"));
 }
 
 struct get_config_params {
@@ -242,7 +244,9 @@ static void rpc_framework_get_config(struct dbk_rpc_request *req, const json_t *
 	if (!dbk_rpc_decode_params(req, params, get_config_fields, DBK_COUNTOF(get_config_fields), &p))
 		return;
 	arr = json_array();
-	if (strcmp(p.name, "bdev") == 0) {
+	if (strcmp(p.name, "keyring") == 0) {
+		dbk_keyring_write_config_json(arr);
+	} else if (strcmp(p.name, "bdev") == 0) {
 #ifdef DBK_HAVE_BDEV
 		dbk_bdev_write_config_json(arr);
 #endif
@@ -252,7 +256,7 @@ static void rpc_framework_get_config(struct dbk_rpc_request *req, const json_t *
 #endif
 	} else {
 		json_decref(arr);
-		dbk_rpc_send_error(req, -ENODEV, "subsystem '%s' not found (known: bdev, nvmf)", p.name);
+		dbk_rpc_send_error(req, -ENODEV, "subsystem '%s' not found (known: keyring, bdev, nvmf)", p.name);
 		dbk_json_free_object(get_config_fields, DBK_COUNTOF(get_config_fields), &p);
 		return;
 	}

@@ -8,6 +8,9 @@
 
 static const struct dbk_rpc_method *const g_static_tables[] = {
 	dbk_rpc_framework_methods,
+#ifdef DBK_HAVE_RPC_KEYRING
+	dbk_rpc_keyring_methods,
+#endif
 #ifdef DBK_HAVE_RPC_BDEV
 	dbk_rpc_bdev_methods,
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "nvmf/auth.h"
 #include "nvmf/nvmf_internal.h"
 #include "rpc/rpc.h"
 
@@ -662,12 +663,17 @@ static void host_common(struct dbk_rpc_request *req, const json_t *params, bool 
 		return;
 	if (!tgt_ready(req) || !(s = find_subsys(req, p.nqn)))
 		goto out;
-	if (p.dhchap_key || p.dhchap_ctrlr_key || p.psk) {
-		dbk_rpc_send_error(req, -ENOTSUP, "DH-HMAC-CHAP authentication and TLS PSKs are not supported");
+	if (!add && (p.dhchap_key || p.dhchap_ctrlr_key || p.psk)) {
+		dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "nvmf_subsystem_remove_host takes no keys");
 		goto out;
 	}
-	rc = add ? dbk_nvmf_subsystem_add_host(s, p.host, err, sizeof(err))
-		 : dbk_nvmf_subsystem_remove_host(s, p.host, err, sizeof(err));
+	if (add) {
+		struct dbk_nvmf_host_keys k = {p.dhchap_key, p.dhchap_ctrlr_key, p.psk};
+
+		rc = dbk_nvmf_subsystem_add_host_ext(s, p.host, &k, err, sizeof(err));
+	} else {
+		rc = dbk_nvmf_subsystem_remove_host(s, p.host, err, sizeof(err));
+	}
 	if (rc)
 		dbk_rpc_send_error(req, rc, "%s", err);
 	else
@@ -684,6 +690,126 @@ static void rpc_nvmf_subsystem_add_host(struct dbk_rpc_request *req, const json_
 static void rpc_nvmf_subsystem_remove_host(struct dbk_rpc_request *req, const json_t *params)
 {
 	host_common(req, params, false);
+}
+
+static const struct dbk_json_field set_keys_fields[] = {
+	{ "nqn", DBK_JSON_STRING, offsetof(struct host_params, nqn), true, NULL, 0, NULL },
+	{ "host", DBK_JSON_STRING, offsetof(struct host_params, host), true, NULL, 0, NULL },
+	{ "dhchap_key", DBK_JSON_STRING, offsetof(struct host_params, dhchap_key), false, NULL, 0, NULL },
+	{ "dhchap_ctrlr_key", DBK_JSON_STRING, offsetof(struct host_params, dhchap_ctrlr_key), false, NULL, 0, NULL },
+	{ "tgt_name", DBK_JSON_STRING, offsetof(struct host_params, tgt_name), false, NULL, 0, NULL },
+};
+
+/* As SPDK: keys not given are cleared (no dhchap_key: the host no longer authenticates). */
+static void rpc_nvmf_subsystem_set_keys(struct dbk_rpc_request *req, const json_t *params)
+{
+	struct host_params p = {0};
+	struct dbk_nvmf_subsystem *s;
+	char err[512];
+	int rc;
+
+	if (!dbk_rpc_decode_params(req, params, set_keys_fields, DBK_COUNTOF(set_keys_fields), &p))
+		return;
+	if (tgt_ready(req) && (s = find_subsys(req, p.nqn))) {
+		struct dbk_nvmf_host_keys k = {p.dhchap_key, p.dhchap_ctrlr_key, NULL};
+
+		rc = dbk_nvmf_subsystem_set_host_keys(s, p.host, &k, err, sizeof(err));
+		if (rc)
+			dbk_rpc_send_error(req, rc, "%s", err);
+		else
+			dbk_rpc_send_bool(req, true);
+	}
+	dbk_json_free_object(set_keys_fields, DBK_COUNTOF(set_keys_fields), &p);
+}
+
+/* ------------------------------------------------------------ nvmf_set_config */
+
+struct set_config_params {
+	json_t *dhchap_digests;
+	json_t *dhchap_dhgroups;
+	json_t *acceptor_poll_rate;
+	json_t *admin_cmd_passthru;
+	char *discovery_filter;
+	char *poll_groups_mask;
+};
+static const struct dbk_json_field set_config_fields[] = {
+	{ "dhchap_digests", DBK_JSON_ANY, offsetof(struct set_config_params, dhchap_digests), false, NULL, 0, NULL },
+	{ "dhchap_dhgroups", DBK_JSON_ANY, offsetof(struct set_config_params, dhchap_dhgroups), false, NULL, 0, NULL },
+	/* SPDK's other options: accepted where they mean what daosblk does anyway */
+	{ "acceptor_poll_rate", DBK_JSON_ANY, offsetof(struct set_config_params, acceptor_poll_rate), false, NULL, 0, NULL },
+	{ "admin_cmd_passthru", DBK_JSON_ANY, offsetof(struct set_config_params, admin_cmd_passthru), false, NULL, 0, NULL },
+	{ "discovery_filter", DBK_JSON_STRING, offsetof(struct set_config_params, discovery_filter), false, NULL, 0, NULL },
+	{ "poll_groups_mask", DBK_JSON_STRING, offsetof(struct set_config_params, poll_groups_mask), false, NULL, 0, NULL },
+};
+
+/* A JSON array of names -> mask; 0 and a message when it is not one or names something unknown. */
+static uint32_t names_mask(const json_t *arr, const char *param, int (*lookup)(const char *), const char *known,
+			   char *err, size_t errlen)
+{
+	uint32_t mask = 0;
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0) {
+		snprintf(err, errlen, "parameter '%s' must be a non-empty array of names (%s)", param, known);
+		return 0;
+	}
+	json_array_foreach(arr, i, v) {
+		int id = json_is_string(v) ? lookup(json_string_value(v)) : -1;
+
+		if (id < 0) {
+			snprintf(err, errlen, "parameter '%s': unknown name %s%.64s%s (known: %s)", param,
+				 json_is_string(v) ? "'" : "", json_is_string(v) ? json_string_value(v) : "(not a string)",
+				 json_is_string(v) ? "'" : "", known);
+			return 0;
+		}
+		mask |= 1u << id;
+	}
+	return mask;
+}
+
+static void rpc_nvmf_set_config(struct dbk_rpc_request *req, const json_t *params)
+{
+	struct set_config_params p = {0};
+	uint32_t digests = 0, dhgroups = 0;
+	char err[256];
+	int rc;
+
+	if (!dbk_rpc_decode_params(req, params, set_config_fields, DBK_COUNTOF(set_config_fields), &p))
+		return;
+	if (p.discovery_filter && strcmp(p.discovery_filter, "match_any") != 0) {
+		dbk_rpc_send_error(req, -ENOTSUP, "discovery_filter '%s' is not supported (only match_any)",
+				   p.discovery_filter);
+		goto out;
+	}
+	if (p.poll_groups_mask) {
+		dbk_rpc_send_error(req, -ENOTSUP, "poll_groups_mask is not supported (one poll group per reactor)");
+		goto out;
+	}
+	if (p.admin_cmd_passthru && json_is_object(p.admin_cmd_passthru) &&
+	    json_is_true(json_object_get(p.admin_cmd_passthru, "identify_ctrlr"))) {
+		dbk_rpc_send_error(req, -ENOTSUP, "admin_cmd_passthru is not supported");
+		goto out;
+	}
+	if (p.dhchap_digests &&
+	    !(digests = names_mask(p.dhchap_digests, "dhchap_digests", dbk_auth_digest_from_name,
+				   "sha256, sha384, sha512", err, sizeof(err)))) {
+		dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "%s", err);
+		goto out;
+	}
+	if (p.dhchap_dhgroups &&
+	    !(dhgroups = names_mask(p.dhchap_dhgroups, "dhchap_dhgroups", dbk_auth_dhgroup_from_name,
+				    "null, ffdhe2048, ffdhe3072, ffdhe4096, ffdhe6144, ffdhe8192", err, sizeof(err)))) {
+		dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "%s", err);
+		goto out;
+	}
+	rc = dbk_nvmf_auth_set_config(digests, dhgroups, err, sizeof(err));
+	if (rc)
+		dbk_rpc_send_error(req, rc, "%s", err);
+	else
+		dbk_rpc_send_bool(req, true);
+out:
+	dbk_json_free_object(set_config_fields, DBK_COUNTOF(set_config_fields), &p);
 }
 
 struct allow_any_params {
@@ -782,6 +908,8 @@ const struct dbk_rpc_method dbk_rpc_nvmf_methods[] = {
 	{ "nvmf_subsystem_remove_ns", rpc_nvmf_subsystem_remove_ns, RT },
 	{ "nvmf_subsystem_add_host", rpc_nvmf_subsystem_add_host, RT },
 	{ "nvmf_subsystem_remove_host", rpc_nvmf_subsystem_remove_host, RT },
+	{ "nvmf_subsystem_set_keys", rpc_nvmf_subsystem_set_keys, RT },
+	{ "nvmf_set_config", rpc_nvmf_set_config, DBK_RPC_STARTUP | RT },
 	{ "nvmf_subsystem_allow_any_host", rpc_nvmf_subsystem_allow_any_host, RT },
 	{ "nvmf_subsystem_get_controllers", rpc_nvmf_subsystem_get_controllers, RT },
 	{ "nvmf_subsystem_get_qpairs", rpc_nvmf_subsystem_get_qpairs, RT },

@@ -56,7 +56,8 @@ static int report_error(const char *what, int code, const char *msg)
 	return 1;
 }
 
-static const char *const g_subsystems[] = {"bdev", "nvmf"};
+static const char *const g_subsystems[] = {"keyring", "bdev", "nvmf"};
+#define NUM_SUBSYSTEMS (sizeof(g_subsystems) / sizeof(g_subsystems[0]))
 
 static int save_config(void)
 {
@@ -144,13 +145,16 @@ static int load_config(void)
 		json_decref(root);
 		return 1;
 	}
-	/* bdev first, then nvmf (namespaces need their bdevs), then anything else in file order. */
-	for (size_t k = 0; k <= 2 && rc == 0; k++) {
+	/* keyring first (hosts name keys), bdev, then nvmf (namespaces need their bdevs), then the rest in file order. */
+	for (size_t k = 0; k <= NUM_SUBSYSTEMS && rc == 0; k++) {
 		json_array_foreach(subs, i, sub) {
 			const char *name = json_string_value(json_object_get(sub, "subsystem"));
-			bool known = name && (strcmp(name, "bdev") == 0 || strcmp(name, "nvmf") == 0);
+			bool known = false;
 
-			if ((k < 2 && (!name || strcmp(name, g_subsystems[k]) != 0)) || (k == 2 && known))
+			for (size_t j = 0; name && j < NUM_SUBSYSTEMS; j++)
+				known |= strcmp(name, g_subsystems[j]) == 0;
+			if ((k < NUM_SUBSYSTEMS && (!name || strcmp(name, g_subsystems[k]) != 0)) ||
+			    (k == NUM_SUBSYSTEMS && known))
 				continue;
 			rc = load_subsystem(sub);
 			if (rc)

@@ -75,6 +75,40 @@ static int fix_allow_any_host(json_t *params, char *err, size_t errlen)
 	return 0;
 }
 
+/* "_dhchap_digests" / "_dhchap_dhgroups" ("a,b,c", as rpc.py splits them) -> JSON arrays. */
+static int split_list(json_t *params, const char *tmp, const char *key, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(params, tmp), *arr;
+	const char *s, *p;
+
+	if (!v)
+		return 0;
+	s = json_string_value(v);
+	arr = json_array();
+	while (s && *s) {
+		p = strchr(s, ',');
+		size_t n = p ? (size_t)(p - s) : strlen(s);
+
+		if (n == 0) {
+			json_decref(arr);
+			snprintf(err, errlen, "--%s: empty name in the list", key);
+			return -EINVAL;
+		}
+		json_array_append_new(arr, json_stringn(s, n));
+		s = p ? p + 1 : s + n;
+	}
+	json_object_set_new(params, key, arr);
+	json_object_del(params, tmp);
+	return 0;
+}
+
+static int fix_set_config(json_t *params, char *err, size_t errlen)
+{
+	int rc = split_list(params, "_dhchap_digests", "dhchap_digests", err, errlen);
+
+	return rc ? rc : split_list(params, "_dhchap_dhgroups", "dhchap_dhgroups", err, errlen);
+}
+
 /* ------------------------------------------------------------ tables */
 
 static const struct dbk_cli_arg a_none[] = {END};
@@ -85,7 +119,7 @@ static const struct dbk_cli_arg a_rpc_get_methods[] = {
 	END,
 };
 static const struct dbk_cli_arg a_get_config[] = {
-	POS("name", DBK_CLI_STR, "NAME", "subsystem name: bdev or nvmf"), END};
+	POS("name", DBK_CLI_STR, "NAME", "subsystem name: keyring, bdev or nvmf"), END};
 static const struct dbk_cli_arg a_kill[] = {
 	POS("sig_name", DBK_CLI_STR, "SIG_NAME", "signal, e.g. SIGINT or SIGTERM"), END};
 
@@ -218,11 +252,37 @@ static const struct dbk_cli_arg a_remove_ns[] = {
 static const struct dbk_cli_arg a_add_host[] = {
 	POS("nqn", DBK_CLI_STR, "NQN", "subsystem NQN"),
 	POS("host", DBK_CLI_STR, "HOST", "host NQN"),
-	OPT(NULL, "--dhchap-key", "dhchap_key", DBK_CLI_STR, "KEY", "DH-HMAC-CHAP key name"),
-	OPT(NULL, "--dhchap-ctrlr-key", "dhchap_ctrlr_key", DBK_CLI_STR, "KEY", "DH-HMAC-CHAP controller key name"),
-	OPT(NULL, "--psk", "psk", DBK_CLI_STR, "PSK", "TLS pre-shared key"),
+	OPT(NULL, "--dhchap-key", "dhchap_key", DBK_CLI_STR, "KEY",
+	    "keyring name of the host's DH-HMAC-CHAP secret: the host must authenticate"),
+	OPT(NULL, "--dhchap-ctrlr-key", "dhchap_ctrlr_key", DBK_CLI_STR, "CKEY",
+	    "keyring name of the controller's secret (bidirectional authentication; needs --dhchap-key)"),
+	OPT(NULL, "--psk", "psk", DBK_CLI_STR, "KEY", "keyring name of the host's TLS pre-shared key"),
 	END,
 };
+static const struct dbk_cli_arg a_set_keys[] = {
+	POS("nqn", DBK_CLI_STR, "NQN", "subsystem NQN"),
+	POS("host", DBK_CLI_STR, "HOST", "host NQN"),
+	OPT(NULL, "--dhchap-key", "dhchap_key", DBK_CLI_STR, "KEY",
+	    "new DH-HMAC-CHAP key name (omitted: the host needs no authentication)"),
+	OPT(NULL, "--dhchap-ctrlr-key", "dhchap_ctrlr_key", DBK_CLI_STR, "CKEY",
+	    "new controller key name (omitted: unidirectional)"),
+	END,
+};
+static const struct dbk_cli_arg a_set_config[] = {
+	OPT(NULL, "--dhchap-digests", "_dhchap_digests", DBK_CLI_STR, "LIST",
+	    "DH-HMAC-CHAP digests offered, comma-separated: sha256,sha384,sha512 (default: all)"),
+	OPT(NULL, "--dhchap-dhgroups", "_dhchap_dhgroups", DBK_CLI_STR, "LIST",
+	    "DH groups offered, comma-separated: null,ffdhe2048,ffdhe3072,ffdhe4096,ffdhe6144,ffdhe8192 "
+	    "(default: all)"),
+	END,
+};
+static const struct dbk_cli_arg a_add_key[] = {
+	POS("name", DBK_CLI_STR, "NAME", "key name"),
+	POS("path", DBK_CLI_STR, "PATH", "absolute path of the key file (regular file, owned by the target's "
+	    "user, mode 0600 or stricter)"),
+	END,
+};
+static const struct dbk_cli_arg a_remove_key[] = {POS("name", DBK_CLI_STR, "NAME", "key name"), END};
 static const struct dbk_cli_arg a_remove_host[] = {
 	POS("nqn", DBK_CLI_STR, "NQN", "subsystem NQN"),
 	POS("host", DBK_CLI_STR, "HOST", "host NQN"),
@@ -248,9 +308,13 @@ static const struct dbk_cli_method g_methods[] = {
 	{"framework_get_config", "Print the methods that rebuild a subsystem's configuration", a_get_config, NULL,
 	 false},
 	{"spdk_kill_instance", "Shut the server down", a_kill, NULL, false},
-	{"save_config", "Print the whole configuration as JSON (framework_get_config of bdev, nvmf)", a_none, NULL,
+	{"save_config", "Print the whole configuration as JSON (framework_get_config of keyring, bdev, nvmf)", a_none, NULL,
 	 true},
 	{"load_config", "Replay a configuration saved by save_config, read from stdin", a_none, NULL, true},
+
+	{"keyring_file_add_key", "Add a key from a file to the keyring", a_add_key, NULL, false},
+	{"keyring_file_remove_key", "Remove a key from the keyring", a_remove_key, NULL, false},
+	{"keyring_get_keys", "List the keyring's keys (names and paths, never secrets)", a_none, NULL, false},
 
 	{"bdev_get_bdevs", "List block devices", a_bdev_get_bdevs, NULL, false},
 	{"bdev_get_iostat", "Show I/O statistics of block devices", a_bdev_get_iostat, NULL, false},
@@ -280,6 +344,10 @@ static const struct dbk_cli_method g_methods[] = {
 	{"nvmf_subsystem_add_ns", "Add a namespace (a bdev) to a subsystem", a_add_ns, NULL, false},
 	{"nvmf_subsystem_remove_ns", "Remove a namespace from a subsystem", a_remove_ns, NULL, false},
 	{"nvmf_subsystem_add_host", "Allow a host to connect to a subsystem", a_add_host, NULL, false},
+	{"nvmf_subsystem_set_keys", "Change a host's DH-HMAC-CHAP keys (applies to its next authentication)",
+	 a_set_keys, NULL, false},
+	{"nvmf_set_config", "Set target-wide NVMe-oF options (DH-HMAC-CHAP digests and DH groups)", a_set_config,
+	 fix_set_config, false},
 	{"nvmf_subsystem_remove_host", "Remove a host from a subsystem", a_remove_host, NULL, false},
 	{"nvmf_subsystem_allow_any_host", "Allow or deny any host to connect", a_allow_any_host, fix_allow_any_host,
 	 false},

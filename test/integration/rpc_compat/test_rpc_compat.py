@@ -241,7 +241,7 @@ class RpcCompat(unittest.TestCase):
             for m in ("framework_get_config", "framework_get_subsystems", "bdev_daos_create", "nvmf_get_stats"):
                 self.assertIn(m, methods)
         self.assertIn("version", results["spdk_get_version"][0])
-        self.assertEqual({s["subsystem"] for s in results["framework_get_subsystems"][0]}, {"bdev", "nvmf"})
+        self.assertEqual({s["subsystem"] for s in results["framework_get_subsystems"][0]}, {"keyring", "bdev", "nvmf"})
         bdev_cfg, nvmf_cfg = results["framework_get_config"]
         self.assertIn("bdev_daos_create", [e["method"] for e in bdev_cfg])
         self.assertIn("nvmf_subsystem_add_listener", [e["method"] for e in nvmf_cfg])

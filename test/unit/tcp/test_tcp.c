@@ -1,5 +1,5 @@
 /*
- * Unit tests for the NVMe/TCP transport (nvmf/tcp/tcp.c).
+ * Unit tests for the NVMe/TCP transport (nvmf/tcp/).
  *
  * The transport runs for real: one real reactor (thread library) in a
  * background pthread, a real listener on 127.0.0.1, real accepted sockets.
@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "nvmf/tcp/nvme_tcp.h"
+#include "nvmf/tcp/sock.h"
 #include "nvmf/transport.h"
 #include "thread/thread.h"
 #include "util/crc32c.h"
@@ -2057,6 +2058,134 @@ static void listen_twice(void *arg)
 		H.ops->stop_listen(H.t, &addr);
 }
 
+/* ------------------------------------------------ the socket seam (sock.h) */
+
+/*
+ * An in-memory stream under a connection: no socket at all. in[] is what the "host" sent, out[] what the
+ * transport wrote; the handshake takes hs_steps calls (each wanting a read) before any PDU may be read.
+ */
+struct mem_stream {
+	uint8_t in[4096];
+	size_t in_len, in_pos;
+	uint8_t out[4096];
+	size_t out_len;
+	int hs_steps, hs_calls;
+	int reads_before_hs;	/* readv calls made while the handshake was not done: must stay 0 */
+	bool closed;
+};
+
+static ssize_t mem_readv(struct dbk_tcp_sock *s, const struct iovec *iov, int iovcnt)
+{
+	struct mem_stream *m = s->ctx;
+	if (m->hs_calls < m->hs_steps)
+		m->reads_before_hs++;
+	size_t n = 0;
+	for (int i = 0; i < iovcnt && m->in_pos < m->in_len; i++) {
+		size_t k = iov[i].iov_len < m->in_len - m->in_pos ? iov[i].iov_len : m->in_len - m->in_pos;
+		memcpy(iov[i].iov_base, m->in + m->in_pos, k);
+		m->in_pos += k;
+		n += k;
+	}
+	if (n == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+static ssize_t mem_writev(struct dbk_tcp_sock *s, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+	struct mem_stream *m = s->ctx;
+	(void)flags;
+	size_t n = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		assert_true(m->out_len + iov[i].iov_len <= sizeof(m->out));
+		memcpy(m->out + m->out_len, iov[i].iov_base, iov[i].iov_len);
+		m->out_len += iov[i].iov_len;
+		n += iov[i].iov_len;
+	}
+	return (ssize_t)n;
+}
+
+static int mem_handshake(struct dbk_tcp_sock *s)
+{
+	struct mem_stream *m = s->ctx;
+	return ++m->hs_calls < m->hs_steps ? DBK_SOCK_HS_WANT_READ : 0;
+}
+
+static void mem_close(struct dbk_tcp_sock *s)
+{
+	((struct mem_stream *)s->ctx)->closed = true;
+}
+
+static const struct dbk_tcp_sock_ops mem_ops = {
+	.name = "memory",
+	.readv = mem_readv,
+	.writev = mem_writev,
+	.handshake = mem_handshake,
+	.close = mem_close,
+};
+
+struct mem_conn {
+	struct mem_stream *m;
+	struct dbk_nvmf_qpair *qp;
+	int peer_rc;
+};
+
+static void mem_conn_create(void *arg)
+{
+	struct mem_conn *mc = arg;
+	mc->qp = dbk_nvmf_tcp_qpair_create(H.t, &mem_ops, mc->m, -1);
+	assert_non_null(mc->qp);
+	dbk_nvmf_tgt_new_qpair(mc->qp);
+	mc->peer_rc = H.peer_rc;
+}
+
+static void mem_conn_poll(void *arg)
+{
+	dbk_nvmf_tcp_qpair_poll(((struct mem_conn *)arg)->qp);
+}
+
+/* A connection over a stream that is no socket: the PDU code moves bytes through the seam only. */
+static void test_sock_seam_memory_stream(void **state)
+{
+	(void)state;
+	static struct mem_stream m;
+	memset(&m, 0, sizeof(m));
+	m.hs_steps = 3;
+	build_icreq(m.in, 0, 0);
+	m.in_len = 128;
+	struct mem_conn mc = {.m = &m};
+	on_reactor(mem_conn_create, &mc);
+	assert_int_equal(mc.peer_rc, -ENOTCONN);	/* no fd: no address */
+	/* The handshake first: two polls leave it pending and read nothing; the third completes it and reads. */
+	on_reactor(mem_conn_poll, &mc);
+	on_reactor(mem_conn_poll, &mc);
+	assert_int_equal(m.hs_calls, 2);
+	assert_int_equal(m.in_pos, 0);
+	assert_int_equal(m.out_len, 0);
+	on_reactor(mem_conn_poll, &mc);
+	assert_int_equal(m.hs_calls, 3);
+	assert_int_equal(m.reads_before_hs, 0);
+	assert_int_equal(m.in_pos, 128);
+	/* The ICResp went out through the stream's writev. */
+	assert_int_equal(m.out_len, sizeof(struct nvme_tcp_ic_resp));
+	const struct nvme_tcp_ic_resp *r = (const void *)m.out;
+	assert_int_equal(r->common.pdu_type, NVME_TCP_PDU_IC_RESP);
+	assert_int_equal(r->common.plen, 128);
+	assert_int_equal(r->maxh2cdata, 131072);
+	/* A second ICReq is a sequence error: C2HTermReq, and the connection closes. */
+	build_icreq(m.in + m.in_len, 0, 0);
+	m.in_len += 128;
+	on_reactor(mem_conn_poll, &mc);
+	assert_int_equal(m.out_len, sizeof(struct nvme_tcp_ic_resp) + sizeof(struct nvme_tcp_term_req_hdr) +
+					   sizeof(struct nvme_tcp_common_hdr));	/* + the offending common header */
+	assert_int_equal(m.out[sizeof(struct nvme_tcp_ic_resp)], NVME_TCP_PDU_C2H_TERM_REQ);
+	/* The core disconnects and frees the qpair; freeing it closes its stream. */
+	wait_no_qpairs();
+	assert_true(m.closed);
+}
+
 static void test_listen(void **state)
 {
 	(void)state;
@@ -2110,6 +2239,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fuzz_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_bad_opts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sock_seam_memory_stream, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	dbk_reactors_stop();
