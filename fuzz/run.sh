@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer harnesses, each for SECONDS (default 60), one after the other.
-#   fuzz/run.sh [SECONDS] [HARNESS...]        harnesses: rpc config perf_host nvmf_cmd (default: all)
+#   fuzz/run.sh [SECONDS] [HARNESS...]        harnesses: rpc config perf_host nvmf_cmd tcp_rx (default: all)
 # The fuzz build is $DBK_FUZZ_BUILD (default build-fuzz/ in the checkout); it is configured and built first
 # if missing (clang, -DDBK_FUZZ=ON). New inputs go to $DBK_FUZZ_WORK/<harness> (default
 # <build>/fuzz-work); the seed corpus (fuzz/corpus/<harness>) and the regression inputs
@@ -15,7 +15,7 @@ if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
     secs=$1
     shift
 fi
-all=(rpc config perf_host nvmf_cmd)
+all=(rpc config perf_host nvmf_cmd tcp_rx)
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 build=${DBK_FUZZ_BUILD:-$top/build-fuzz}
