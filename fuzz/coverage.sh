@@ -36,6 +36,6 @@ for h in rpc config perf_host nvmf_cmd tcp_rx; do
     srcs=()
     for f in ${files[$h]}; do srcs+=("$top/$f"); done
     "$cov" report "$build/fuzz/fuzz_$h" -instr-profile="$build/fuzz/$h.profdata" "${srcs[@]}" |
-        awk 'NR == 1 || /\.c / || /^TOTAL/ {printf "%-28s %s %s %s\n", $1, $(NF-3), $(NF-2), $(NF)}' |
-        sed "s|$top/||"
+        awk 'BEGIN {printf "%-28s %8s %8s %8s\n", "file", "lines", "missed", "cover"}
+             /\.c / || /^TOTAL/ {printf "%-28s %8s %8s %8s\n", $1, $8, $9, $10}' | sed "s|$top/||"
 done

@@ -8,6 +8,7 @@
 #   2. the raw negative tests and the compatibility tests (test/integration/nvmf), which speak NVMe/TCP
 #      from Python, some of it malformed on purpose;
 #   3. the SPDK initiator test when SPDK is built (it skips otherwise);
+#   4. optionally (DBK_RECORD_KERNEL=1) the Linux kernel host's seed workflow;
 # and turns the captures into seeds with make_seeds.py. Review the result, then copy what is worth keeping
 # into fuzz/corpus/<harness>/ (a few dozen small files per harness at most).
 set -euo pipefail
@@ -43,7 +44,21 @@ capture perf bash "$here/session.sh" "$B" "$O/session"
 capture raw env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" python3 "$top/test/integration/nvmf/test_tcp_negative.py"
 capture compat env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" python3 "$top/test/integration/nvmf/test_compat.py"
 capture spdk env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" bash "$top/test/integration/nvmf/test_spdk_initiator.sh"
-for t in perf raw compat spdk; do
+# 4. With DBK_RECORD_KERNEL=1: the seed workflow from the Linux kernel host (test/kernel/test_seed_malloc.sh,
+#    qemu; it takes the kernel tests' machine-wide lock), captured in the kernel-initiator's namespace.
+tags=(perf raw compat spdk)
+if [ "${DBK_RECORD_KERNEL:-0}" = 1 ]; then
+    netns=${KI_NETNS:-nvtest}
+    ( for _ in $(seq 1 6000); do ip netns list 2>/dev/null | grep -q "^$netns" && break; sleep 0.1; done
+      exec ip netns exec "$netns" tcpdump -i any -s 0 -U -w "$O/kernel.pcap" tcp port 4420 ) >/dev/null 2>&1 &
+    kdump=$!
+    env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" bash "$top/test/kernel/test_seed_malloc.sh" ||
+        echo "record.sh: the kernel test failed (captured anyway)" >&2
+    kill "$kdump" 2>/dev/null
+    wait "$kdump" 2>/dev/null || true
+    tags+=(kernel)
+fi
+for t in "${tags[@]}"; do
     python3 "$here/make_seeds.py" --tag "$t" "$O/corpus" "$O/$t.pcap"
 done
 mkdir -p "$O/corpus/rpc" "$O/corpus/config"
