@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <uuid/uuid.h>
 
+#include "nvmf/ana.h"
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
 
@@ -208,11 +209,16 @@ static bool addr_is_wildcard(const uint8_t b[16])
 	return memcmp(b, any6, 16) == 0 || memcmp(b, any4, 16) == 0;
 }
 
-/* Main: may a connection that came in on local reach subsystem s? (Unparseable addresses are let through.) */
-static bool listener_allowed(const struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *local)
+/*
+ * Main: may a connection that came in on local reach subsystem s? (Unparseable addresses are let through.)
+ * *match is the subsystem listener it came in on, when one matches.
+ */
+static bool listener_allowed(const struct dbk_nvmf_subsystem *s, const struct dbk_nvmf_listen_addr *local,
+			     struct nvmf_subsys_listener **match)
 {
 	uint8_t lb[16], cb[16];
 
+	*match = NULL;
 	if (s->discovery)
 		return true;	/* discovery is served on every listener */
 	if (!addr_bytes(local->traddr, cb))
@@ -222,8 +228,10 @@ static bool listener_allowed(const struct dbk_nvmf_subsystem *s, const struct db
 
 		if (strcasecmp(la->trtype, local->trtype) != 0 || strcmp(la->trsvcid, local->trsvcid) != 0)
 			continue;
-		if (!addr_bytes(la->traddr, lb) || addr_is_wildcard(lb) || memcmp(lb, cb, 16) == 0)
+		if (!addr_bytes(la->traddr, lb) || addr_is_wildcard(lb) || memcmp(lb, cb, 16) == 0) {
+			*match = (struct nvmf_subsys_listener *)sl;
 			return true;
+		}
 	}
 	return false;
 }
@@ -232,6 +240,7 @@ static void connect_on_main(void *arg)
 {
 	struct connect_ctx *c = arg;
 	struct dbk_nvmf_subsystem *s = find_subsys_exact(c->data.subnqn);
+	struct nvmf_subsys_listener *sl = NULL;
 	struct dbk_nvmf_ctrlr *ctrlr;
 	uint16_t cntlid;
 
@@ -241,7 +250,7 @@ static void connect_on_main(void *arg)
 			     invalid_param(offsetof(struct nvmf_connect_data, subnqn), true));
 		return;
 	}
-	if (c->has_local && !listener_allowed(s, &c->local)) {
+	if (c->has_local && !listener_allowed(s, &c->local, &sl)) {
 		DBK_NOTICELOG("connect: %s does not listen on %s %s:%s", s->nqn, c->local.trtype, c->local.traddr,
 			      c->local.trsvcid);
 		connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_PARAMETERS,
@@ -315,6 +324,7 @@ static void connect_on_main(void *arg)
 	snprintf(ctrlr->hostnqn, sizeof(ctrlr->hostnqn), "%.223s", c->data.hostnqn);
 	memcpy(ctrlr->hostid, c->data.hostid, 16);
 	ctrlr->admin_qpair = c->q;
+	ctrlr->ana = nvmf_ana_ctrlr_port(s, sl);
 	ctrlr->qpairs[0] = c->q;
 	ctrlr->num_qpairs = 1;
 	ctrlr->kato_ms = c->kato;
@@ -462,6 +472,8 @@ static void ctrlr_remove_on_main(void *arg)
 		}
 	}
 	s->num_ctrlrs--;
+	nvmf_ana_port_put(ctrlr->ana);
+	ctrlr->ana = NULL;
 	DBK_INFOLOG("%s: controller %u destroyed", s->nqn, ctrlr->cntlid);
 	send_or_die(ctrlr->thread, ctrlr_free_msg, ctrlr);
 	nvmf_subsystem_ctrlr_removed(s);
@@ -559,6 +571,8 @@ static uint32_t event_dw0(uint32_t ev)
 {
 	if (ev == NVMF_EVENT_NS_ATTR)
 		return NVME_AER_CPL_DW0(NVME_AER_TYPE_NOTICE, NVME_AER_INFO_NS_ATTR_CHANGED, NVME_LOG_CHANGED_NS_LIST);
+	if (ev == NVMF_EVENT_ANA)
+		return NVME_AER_CPL_DW0(NVME_AER_TYPE_NOTICE, NVME_AER_INFO_ANA_CHANGE, NVME_LOG_ANA);
 	return NVME_AER_CPL_DW0(NVME_AER_TYPE_NOTICE, NVME_AER_INFO_DISCOVERY_LOG_CHANGE, NVME_LOG_DISCOVERY);
 }
 
@@ -580,7 +594,7 @@ static void exec_aer(struct dbk_nvmf_request *req)
 	struct dbk_nvmf_ctrlr *ctrlr = req->qpair->ctrlr;
 
 	if (ctrlr->pending_events) {
-		uint32_t ev = ctrlr->pending_events & NVMF_EVENT_NS_ATTR ? NVMF_EVENT_NS_ATTR : NVMF_EVENT_DISC_LOG;
+		uint32_t ev = ctrlr->pending_events & -ctrlr->pending_events;	/* lowest pending */
 
 		ctrlr->pending_events &= ~ev;
 		req->rsp->cdw0 = event_dw0(ev);
@@ -648,6 +662,19 @@ static void disc_changed_msg(void *arg)
 void nvmf_ctrlr_notify_discovery_changed(struct dbk_nvmf_ctrlr *ctrlr)
 {
 	send_or_die(ctrlr->thread, disc_changed_msg, ctrlr);
+}
+
+static void ana_changed_msg(void *arg)
+{
+	struct dbk_nvmf_ctrlr *ctrlr = arg;
+
+	if (!ctrlr->destroying && (ctrlr->feat.aec & (1u << 11)))
+		raise_event(ctrlr, NVMF_EVENT_ANA);
+}
+
+void nvmf_ctrlr_notify_ana_changed(struct dbk_nvmf_ctrlr *ctrlr)
+{
+	send_or_die(ctrlr->thread, ana_changed_msg, ctrlr);
 }
 
 /* ============================================================ properties */
@@ -854,6 +881,7 @@ static void identify_ctrlr(struct dbk_nvmf_ctrlr *ctrlr, uint8_t *b)
 	put16(b, 1800, 0);		/* ICDOFF */
 	b[1802] = 0;			/* FCATT */
 	b[1803] = 1;			/* MSDBD */
+	nvmf_ana_identify_ctrlr(s, b);
 }
 
 static void identify_ns(const struct nvmf_ns *ns, uint8_t *b)
@@ -871,6 +899,7 @@ static void identify_ns(const struct nvmf_ns *ns, uint8_t *b)
 	if (ns->has_eui64)
 		memcpy(b + 120, ns->eui64, 8);
 	put32(b, 128, (uint32_t)log2u(ns->block_size) << 16);	/* LBAF0 */
+	nvmf_ana_identify_ns(ns, b);
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -1132,8 +1161,13 @@ static void get_log_page(struct dbk_nvmf_request *req)
 	}
 	switch (lid) {
 	case NVME_LOG_SUPPORTED_PAGES:
+		nvmf_ana_supported_pages(ctrlr->subsys, b);
 		copy_log(req, b, nvmf_log_supported_pages(b), offset, len);
 		break;
+	case NVME_LOG_ANA:
+		if (!nvmf_ana_get_log_page(req))
+			complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);
+		return;
 	case NVME_LOG_COMMAND_EFFECTS:
 		if ((cmd->cdw14 >> 24) != 0) {	/* CSI: only NVM */
 			complete_status(req, NVME_SCT_GENERIC, NVME_SC_INVALID_FIELD);

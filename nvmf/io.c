@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "nvmf/ana.h"
 #include "nvmf/nvmf_internal.h"
 #include "util/log.h"
 
@@ -101,7 +102,7 @@ bool dbk_nvmf_request_lend_write(struct dbk_nvmf_request *req)
 		return false;
 	e = &q->ctrlr->subsys->pg_ns[q->group->idx][cmd->nsid - 1];
 	ns = e->ns;
-	if (ns == NULL || !dbk_bdev_can_lend_write(ns->bdev))
+	if (ns == NULL || !dbk_bdev_can_lend_write(ns->bdev) || nvmf_ana_path_sc(q->ctrlr->ana, ns) != 0)
 		return false;
 	/* Anything exec would refuse is left to exec, which reports it. */
 	num_blocks = dbk_bdev_get_num_blocks(ns->bdev);
@@ -392,6 +393,17 @@ void nvmf_io_exec(struct dbk_nvmf_request *req)
 	    (e = &s->pg_ns[q->group->idx][cmd->nsid - 1])->ns == NULL) {
 		finish(req, STATUS_INT(NVME_SCT_GENERIC, NVME_SC_INVALID_NAMESPACE_OR_FORMAT));
 		return;
+	}
+	/* a path that is not accessible answers every I/O command with its ANA status, never with data */
+	if (q->ctrlr->ana) {
+		int sc = nvmf_ana_path_sc(q->ctrlr->ana, e->ns);
+
+		if (sc) {
+			/* DNR clear: a multipath host retries it on another path (Linux fails it over only then) */
+			nvme_cpl_set_status(req->rsp, NVME_SCT_PATH, sc, 0);
+			dbk_nvmf_request_complete(req);
+			return;
+		}
 	}
 	req->core_ptr = e;
 	req->core_state = IO_PLAIN;

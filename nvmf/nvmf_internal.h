@@ -71,6 +71,7 @@ struct dbk_nvmf_subsystem_opts {
 	uint32_t max_namespaces;	/* 0: default 32 */
 	uint16_t min_cntlid;		/* 0: 1 */
 	uint16_t max_cntlid;		/* 0: 0xFFEF */
+	bool ana_reporting;		/* ANA: CMIC bit 3, log page 0x0C, per-listener group states (nvmf/ana.c) */
 };
 
 struct dbk_nvmf_ns_opts {
@@ -79,6 +80,7 @@ struct dbk_nvmf_ns_opts {
 	uint8_t nguid[16];
 	uint8_t eui64[8];
 	uuid_t uuid;
+	uint32_t anagrpid;	/* 0: the NSID (SPDK's default) */
 };
 
 struct dbk_nvmf_subsystem;
@@ -150,6 +152,7 @@ struct nvmf_ns {
 	uint8_t eui64[8];
 	uuid_t uuid;
 	bool has_eui64;
+	uint32_t anagrpid;	/* 1..max_namespaces */
 	bool attached;	/* every poll group has its channel: visible to hosts */
 	bool removing;
 };
@@ -177,8 +180,11 @@ struct nvmf_host {
 	struct nvmf_host *next;
 };
 
+struct nvmf_ana_port;	/* nvmf/ana.h */
+
 struct nvmf_subsys_listener {
 	struct nvmf_listener *listener;
+	struct nvmf_ana_port *ana;	/* ANA group states of this listener (NULL for discovery) */
 	struct nvmf_subsys_listener *next;
 };
 
@@ -188,6 +194,7 @@ struct dbk_nvmf_subsystem {
 	char sn[21];
 	char mn[41];
 	bool allow_any_host;
+	bool ana_reporting;
 	uint32_t max_namespaces;
 	uint16_t min_cntlid, max_cntlid;
 	uint16_t next_cntlid;
@@ -218,6 +225,7 @@ struct nvmf_features {
 
 #define NVMF_EVENT_NS_ATTR 0x1u
 #define NVMF_EVENT_DISC_LOG 0x2u
+#define NVMF_EVENT_ANA 0x4u
 
 struct dbk_nvmf_ctrlr {
 	struct dbk_nvmf_subsystem *subsys;
@@ -228,6 +236,7 @@ struct dbk_nvmf_ctrlr {
 	char hostnqn[NVME_NQN_MAX_LEN + 1];
 	uint8_t hostid[16];
 	struct dbk_nvmf_qpair *admin_qpair;
+	struct nvmf_ana_port *ana;		/* listener the admin queue came in on, with ana_reporting (ref held) */
 	struct dbk_nvmf_qpair **qpairs;		/* [max_qpairs_per_ctrlr], ctrlr thread */
 	uint16_t max_qpairs;
 	uint32_t num_qpairs;			/* attached or reserved, incl. admin */
@@ -281,6 +290,7 @@ struct nvmf_tgt {
 	struct dbk_nvmf_subsystem *subsystems;	/* discovery first */
 	struct dbk_nvmf_subsystem *discovery;
 	struct dbk_nvmf_subsystem *by_id[DBK_NVMF_MAX_SUBSYSTEMS];
+	struct nvmf_referral *referrals;	/* nvmf/referral.c */
 	uint64_t genctr;
 	uint32_t rr_next;
 	uint64_t next_qpair_id;
@@ -315,6 +325,7 @@ void nvmf_ctrlr_qpair_detach(struct dbk_nvmf_qpair *qpair, void (*done)(struct d
 /* Main: notify a controller (message to its thread). */
 void nvmf_ctrlr_notify_ns_changed(struct dbk_nvmf_ctrlr *ctrlr, uint32_t nsid);
 void nvmf_ctrlr_notify_discovery_changed(struct dbk_nvmf_ctrlr *ctrlr);
+void nvmf_ctrlr_notify_ana_changed(struct dbk_nvmf_ctrlr *ctrlr);
 /* Main: disconnect every qpair of the controller (message). */
 void nvmf_ctrlr_disconnect_all(struct dbk_nvmf_ctrlr *ctrlr);
 /* Qpair thread (admin qpair): fail held AERs. */

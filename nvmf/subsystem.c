@@ -13,8 +13,10 @@
 #include <openssl/crypto.h>
 
 #include "keyring/keyring.h"
+#include "nvmf/ana.h"
 #include "nvmf/auth.h"
 #include "nvmf/nvmf_internal.h"
+#include "nvmf/referral.h"
 #include "util/log.h"
 
 /* --------------------------------------------------------------------- NQN */
@@ -292,6 +294,7 @@ int dbk_nvmf_subsystem_create(const char *nqn, const struct dbk_nvmf_subsystem_o
 	snprintf(s->sn, sizeof(s->sn), "%s", o.serial_number ? o.serial_number : DBK_NVMF_DEFAULT_SN);
 	snprintf(s->mn, sizeof(s->mn), "%s", o.model_number ? o.model_number : DBK_NVMF_DEFAULT_MN);
 	s->allow_any_host = o.allow_any_host;
+	s->ana_reporting = o.ana_reporting;
 	s->min_cntlid = o.min_cntlid;
 	s->max_cntlid = o.max_cntlid;
 	s->next_cntlid = o.min_cntlid;
@@ -513,8 +516,14 @@ int dbk_nvmf_subsystem_add_listener(struct dbk_nvmf_subsystem *s, const struct d
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (!s->discovery && !(sl->ana = nvmf_ana_port_new(s->max_namespaces, NVMF_ANA_OPTIMIZED))) {
+		free(sl);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	l = nvmf_listener_get(addr, err, errlen, &rc);
 	if (!l) {
+		nvmf_ana_port_put(sl->ana);
 		free(sl);
 		return rc;
 	}
@@ -596,6 +605,7 @@ int dbk_nvmf_subsystem_remove_listener(struct dbk_nvmf_subsystem *s, const struc
 	sl = *pp;
 	*pp = sl->next;
 	nvmf_listener_put(sl->listener);
+	nvmf_ana_port_put(sl->ana);
 	free(sl);
 	nvmf_discovery_changed();
 	disconnect_listener_qpairs(s, addr);
@@ -813,6 +823,12 @@ void dbk_nvmf_subsystem_add_ns(struct dbk_nvmf_subsystem *s, const char *bdev_na
 			return;
 		}
 	}
+	if (o.anagrpid > s->max_namespaces) {
+		snprintf(err, sizeof(err), "anagrpid %u out of range for %s (1..%u, max_namespaces)", o.anagrpid, s->nqn,
+			 s->max_namespaces);
+		cb(ctx, -EINVAL, err);
+		return;
+	}
 	ns = calloc(1, sizeof(*ns));
 	op = calloc(1, sizeof(*op));
 	if (!ns || !op) {
@@ -822,6 +838,7 @@ void dbk_nvmf_subsystem_add_ns(struct dbk_nvmf_subsystem *s, const char *bdev_na
 		return;
 	}
 	ns->nsid = nsid;
+	ns->anagrpid = o.anagrpid ? o.anagrpid : nsid;
 	ns->subsys = s;
 	rc = dbk_bdev_open_ext(bdev_name, true, ns_event_cb, ns, &ns->desc);
 	if (rc) {
@@ -917,6 +934,7 @@ static void subsystem_delete_continue(struct dbk_nvmf_subsystem *s)
 	while ((sl = s->listeners)) {
 		s->listeners = sl->next;
 		nvmf_listener_put(sl->listener);
+		nvmf_ana_port_put(sl->ana);
 		free(sl);
 	}
 	cb = s->delete_cb;
@@ -1029,6 +1047,7 @@ void *nvmf_discovery_log_build(const char *hostnqn, size_t *len)
 		for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next)
 			n++;
 	}
+	n += nvmf_referral_count();
 	*len = sizeof(*hdr) + n * sizeof(*e);
 	buf = calloc(1, *len);
 	if (!buf)
@@ -1058,6 +1077,7 @@ void *nvmf_discovery_log_build(const char *hostnqn, size_t *len)
 			e->tsas.tcp.sectype = 0;
 		}
 	}
+	nvmf_referral_fill(e);
 	return buf;
 }
 
@@ -1092,6 +1112,8 @@ static json_t *ns_json(const struct nvmf_ns *ns)
 	}
 	uuid_unparse_lower(ns->uuid, u);
 	json_object_set_new(o, "uuid", json_string(u));
+	if (ns->subsys->ana_reporting)
+		json_object_set_new(o, "anagrpid", json_integer(ns->anagrpid));
 	return o;
 }
 
@@ -1103,7 +1125,10 @@ json_t *dbk_nvmf_subsystem_listeners_json(struct dbk_nvmf_subsystem *s)
 		json_t *o = json_object();
 
 		json_object_set_new(o, "address", addr_json(&sl->listener->addr));
-		json_object_set_new(o, "ana_state", json_string("optimized"));
+		if (s->ana_reporting)
+			json_object_set_new(o, "ana_states", nvmf_ana_listener_json(s, sl));
+		else
+			json_object_set_new(o, "ana_state", json_string("optimized"));
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -1139,7 +1164,7 @@ json_t *dbk_nvmf_subsystem_json(struct dbk_nvmf_subsystem *s)
 	json_object_set_new(o, "listen_addresses", arr);
 	json_object_set_new(o, "allow_any_host", json_boolean(s->allow_any_host));
 	if (!s->discovery)
-		json_object_set_new(o, "ana_reporting", json_false());
+		json_object_set_new(o, "ana_reporting", json_boolean(s->ana_reporting));
 	arr = json_array();
 	for (struct nvmf_host *h = s->hosts; h; h = h->next)
 		json_array_append_new(arr, host_json(h, "nqn"));
@@ -1199,10 +1224,10 @@ void dbk_nvmf_write_config_json(json_t *array)
 		if (s->deleting || s->discovery)
 			continue;
 		add_method(array, "nvmf_create_subsystem",
-			   json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:i}", "nqn", s->nqn, "serial_number", s->sn,
+			   json_pack("{s:s, s:s, s:s, s:b, s:i, s:i, s:i, s:b}", "nqn", s->nqn, "serial_number", s->sn,
 				     "model_number", s->mn, "allow_any_host", s->allow_any_host, "max_namespaces",
 				     (int)s->max_namespaces, "min_cntlid", (int)s->min_cntlid, "max_cntlid",
-				     (int)s->max_cntlid));
+				     (int)s->max_cntlid, "ana_reporting", s->ana_reporting));
 		for (struct nvmf_host *h = s->hosts; h; h = h->next) {
 			json_t *hp = host_json(h, "host");
 
@@ -1219,11 +1244,14 @@ void dbk_nvmf_write_config_json(json_t *array)
 			add_method(array, "nvmf_subsystem_add_ns", json_pack("{s:s, s:o}", "nqn", s->nqn,
 									    "namespace", nsj));
 		}
-		for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next)
+		for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next) {
 			add_method(array, "nvmf_subsystem_add_listener",
 				   json_pack("{s:s, s:o}", "nqn", s->nqn, "listen_address",
 					     addr_json(&sl->listener->addr)));
+			nvmf_ana_write_config(array, s, sl, addr_json(&sl->listener->addr));
+		}
 	}
+	nvmf_referrals_write_config(array);
 	if (g_nvmf_tgt.discovery) {
 		for (struct nvmf_subsys_listener *sl = g_nvmf_tgt.discovery->listeners; sl; sl = sl->next)
 			add_method(array, "nvmf_subsystem_add_listener",

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "nvmf/nvmf_internal.h"
+#include "nvmf/referral.h"
 #include "util/log.h"
 
 struct nvmf_tgt g_nvmf_tgt;
@@ -630,6 +631,7 @@ static void fini_subsystems_gone(void *arg)
 	struct fini_ctx *f = arg;
 
 	nvmf_listeners_free_all();
+	nvmf_referrals_free();
 
 	if (dbk_for_each_thread(fini_destroy_group, f, fini_groups_destroyed) != 0)
 		fini_groups_destroyed(f);

@@ -6,8 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "nvmf/ana.h"
 #include "nvmf/auth.h"
 #include "nvmf/nvmf_internal.h"
+#include "nvmf/referral.h"
 #include "rpc/rpc.h"
 
 static void done_bool(void *ctx, int rc, const char *err)
@@ -251,10 +253,6 @@ static void rpc_nvmf_create_subsystem(struct dbk_rpc_request *req, const json_t 
 		return;
 	if (!tgt_ready(req))
 		goto out;
-	if (p.ana_reporting) {
-		dbk_rpc_send_error(req, -ENOTSUP, "ANA reporting is not supported");
-		goto out;
-	}
 	if (p.passthrough) {
 		dbk_rpc_send_error(req, -ENOTSUP, "NVMe passthrough subsystems are not supported (namespaces are bdevs)");
 		goto out;
@@ -273,6 +271,7 @@ static void rpc_nvmf_create_subsystem(struct dbk_rpc_request *req, const json_t 
 	o.max_namespaces = p.max_namespaces;
 	o.min_cntlid = p.min_cntlid;
 	o.max_cntlid = p.max_cntlid;
+	o.ana_reporting = p.ana_reporting;
 	rc = dbk_nvmf_subsystem_create(p.nqn, &o, NULL, err, sizeof(err));
 	if (rc)
 		dbk_rpc_send_error(req, rc, "%s", err);
@@ -412,6 +411,7 @@ static void listener_common(struct dbk_rpc_request *req, const json_t *params, b
 	struct dbk_nvmf_listen_addr a;
 	struct dbk_nvmf_subsystem *s;
 	char err[512];
+	uint8_t st = 0;
 	int rc;
 
 	if (!dbk_rpc_decode_params(req, params, listener_fields, DBK_COUNTOF(listener_fields), &p))
@@ -423,8 +423,10 @@ static void listener_common(struct dbk_rpc_request *req, const json_t *params, b
 		goto out;
 	if (!parse_listen_addr(req, &p.la, &a))
 		goto out;
-	if (p.ana_state && strcmp(p.ana_state, "optimized") != 0) {
-		dbk_rpc_send_error(req, -ENOTSUP, "ANA state '%s' is not supported (only optimized)", p.ana_state);
+	if (add && p.ana_state && (nvmf_ana_state_parse(p.ana_state, &st) != 0 ||
+				   (st != NVMF_ANA_OPTIMIZED && !s->ana_reporting))) {
+		dbk_rpc_send_error(req, -EINVAL, "%s", st ? "ANA reporting is disabled on this subsystem (-r)"
+							 : "invalid ana_state (optimized, non_optimized, inaccessible)");
 		goto out;
 	}
 	if (p.secure_channel) {
@@ -433,6 +435,8 @@ static void listener_common(struct dbk_rpc_request *req, const json_t *params, b
 	}
 	rc = add ? dbk_nvmf_subsystem_add_listener(s, &a, err, sizeof(err))
 		 : dbk_nvmf_subsystem_remove_listener(s, &a, err, sizeof(err));
+	if (rc == 0 && add && st && st != NVMF_ANA_OPTIMIZED)
+		rc = dbk_nvmf_subsystem_set_ana_state(s, &a, p.ana_state, 0, err, sizeof(err));
 	if (rc)
 		dbk_rpc_send_error(req, rc, "%s", err);
 	else
@@ -454,10 +458,10 @@ static void rpc_nvmf_subsystem_remove_listener(struct dbk_rpc_request *req, cons
 static void rpc_nvmf_subsystem_listener_set_ana_state(struct dbk_rpc_request *req, const json_t *params)
 {
 	struct listener_params p = {0};
-
 	struct dbk_nvmf_listen_addr a;
 	struct dbk_nvmf_subsystem *s;
 	char err[512];
+	int rc;
 
 	if (!dbk_rpc_decode_params(req, params, listener_fields, DBK_COUNTOF(listener_fields), &p))
 		return;
@@ -465,14 +469,8 @@ static void rpc_nvmf_subsystem_listener_set_ana_state(struct dbk_rpc_request *re
 		goto out;
 	if (!p.ana_state) {
 		dbk_rpc_send_error(req, DBK_JSONRPC_INVALID_PARAMS, "missing required parameter 'ana_state'");
-	} else if (strcmp(p.ana_state, "optimized") != 0 && strcmp(p.ana_state, "non_optimized") != 0 &&
-		   strcmp(p.ana_state, "inaccessible") != 0) {
-		dbk_rpc_send_error(req, -EINVAL, "invalid ana_state '%s' (optimized, non_optimized, inaccessible)",
-				   p.ana_state);
-	} else if (!dbk_nvmf_subsystem_has_listener(s, &a, err, sizeof(err))) {
-		dbk_rpc_send_error(req, -ENOENT, "%s", err);
-	} else if (strcmp(p.ana_state, "optimized") != 0) {
-		dbk_rpc_send_error(req, -ENOTSUP, "ANA reporting is not supported: every listener is optimized");
+	} else if ((rc = dbk_nvmf_subsystem_set_ana_state(s, &a, p.ana_state, p.anagrpid, err, sizeof(err))) != 0) {
+		dbk_rpc_send_error(req, rc, "%s", err);
 	} else {
 		dbk_rpc_send_bool(req, true);
 	}
@@ -600,11 +598,12 @@ static void rpc_nvmf_subsystem_add_ns(struct dbk_rpc_request *req, const json_t 
 		uuid_copy(o.uuid, p.ns.uuid);
 		o.has_uuid = true;
 	}
-	if (p.ns.anagrpid > 1 || p.ns.ptpl_file || p.ns.no_auto_visible) {
-		dbk_rpc_send_error(req, -ENOTSUP, "anagrpid, ptpl_file and no_auto_visible are not supported");
+	if (p.ns.ptpl_file || p.ns.no_auto_visible) {
+		dbk_rpc_send_error(req, -ENOTSUP, "ptpl_file and no_auto_visible are not supported");
 		goto out;
 	}
 	o.nsid = p.ns.nsid;
+	o.anagrpid = p.ns.anagrpid;
 	dbk_nvmf_subsystem_add_ns(s, p.ns.bdev_name, &o, add_ns_done, req);
 out:
 	dbk_json_free_object(add_ns_fields, DBK_COUNTOF(add_ns_fields), &p);
@@ -893,6 +892,75 @@ static void rpc_nvmf_get_stats(struct dbk_rpc_request *req, const json_t *params
 	dbk_json_free_object(stats_fields, DBK_COUNTOF(stats_fields), &p);
 }
 
+/* ------------------------------------------------------------- referrals */
+
+struct referral_params {
+	struct listen_address_params la;
+	char *subnqn;
+	bool secure_channel;
+	char *tgt_name;
+};
+
+static const struct dbk_json_field referral_fields[] = {
+	{ "address", DBK_JSON_OBJECT, offsetof(struct referral_params, la), true, listen_address_fields,
+	  DBK_COUNTOF(listen_address_fields), NULL },
+	{ "subnqn", DBK_JSON_STRING, offsetof(struct referral_params, subnqn), false, NULL, 0, NULL },
+	{ "secure_channel", DBK_JSON_BOOL, offsetof(struct referral_params, secure_channel), false, NULL, 0, NULL },
+	{ "tgt_name", DBK_JSON_STRING, offsetof(struct referral_params, tgt_name), false, NULL, 0, NULL },
+};
+
+static void referral_common(struct dbk_rpc_request *req, const json_t *params, bool add)
+{
+	struct referral_params p = {0};
+	struct dbk_nvmf_listen_addr a;
+	char err[512];
+	int rc;
+
+	if (!dbk_rpc_decode_params(req, params, referral_fields, DBK_COUNTOF(referral_fields), &p))
+		return;
+	if (!tgt_ready(req))
+		goto out;
+	if (!p.la.trsvcid) {
+		dbk_rpc_send_error(req, -EINVAL, "a TCP referral needs trsvcid (-s PORT)");
+		goto out;
+	}
+	if (!parse_listen_addr(req, &p.la, &a))
+		goto out;
+	rc = add ? dbk_nvmf_referral_add(&a, p.subnqn, p.secure_channel, err, sizeof(err))
+		 : dbk_nvmf_referral_remove(&a, p.subnqn, err, sizeof(err));
+	if (rc)
+		dbk_rpc_send_error(req, rc, "%s", err);
+	else
+		dbk_rpc_send_bool(req, true);
+out:
+	dbk_json_free_object(referral_fields, DBK_COUNTOF(referral_fields), &p);
+}
+
+static void rpc_nvmf_discovery_add_referral(struct dbk_rpc_request *req, const json_t *params)
+{
+	referral_common(req, params, true);
+}
+
+static void rpc_nvmf_discovery_remove_referral(struct dbk_rpc_request *req, const json_t *params)
+{
+	referral_common(req, params, false);
+}
+
+static const struct dbk_json_field tgt_name_fields[] = {
+	{ "tgt_name", DBK_JSON_STRING, offsetof(struct nqn_params, tgt_name), false, NULL, 0, NULL },
+};
+
+static void rpc_nvmf_discovery_get_referrals(struct dbk_rpc_request *req, const json_t *params)
+{
+	struct nqn_params p = {0};
+
+	if (!dbk_rpc_decode_params(req, params, tgt_name_fields, DBK_COUNTOF(tgt_name_fields), &p))
+		return;
+	if (tgt_ready(req))
+		dbk_rpc_send_result(req, dbk_nvmf_referrals_json());
+	dbk_json_free_object(tgt_name_fields, DBK_COUNTOF(tgt_name_fields), &p);
+}
+
 #define RT DBK_RPC_RUNTIME
 const struct dbk_rpc_method dbk_rpc_nvmf_methods[] = {
 	{ "nvmf_create_transport", rpc_nvmf_create_transport, RT },
@@ -914,5 +982,8 @@ const struct dbk_rpc_method dbk_rpc_nvmf_methods[] = {
 	{ "nvmf_subsystem_get_controllers", rpc_nvmf_subsystem_get_controllers, RT },
 	{ "nvmf_subsystem_get_qpairs", rpc_nvmf_subsystem_get_qpairs, RT },
 	{ "nvmf_get_stats", rpc_nvmf_get_stats, RT },
+	{ "nvmf_discovery_add_referral", rpc_nvmf_discovery_add_referral, RT },
+	{ "nvmf_discovery_remove_referral", rpc_nvmf_discovery_remove_referral, RT },
+	{ "nvmf_discovery_get_referrals", rpc_nvmf_discovery_get_referrals, RT },
 	{ NULL, NULL, 0 },
 };

@@ -66,6 +66,20 @@ static int fix_listener(json_t *params, char *err, size_t errlen)
 	return 0;
 }
 
+static int fix_referral(json_t *params, char *err, size_t errlen)
+{
+	json_t *la = json_object_get(params, "address");
+	const char *traddr;
+
+	(void)err;
+	(void)errlen;
+	if (!json_is_object(la) || json_object_get(la, "adrfam"))
+		return 0;
+	traddr = json_string_value(json_object_get(la, "traddr"));
+	json_object_set_new(la, "adrfam", json_string(traddr && strchr(traddr, ':') ? "IPv6" : "IPv4"));
+	return 0;
+}
+
 static int fix_allow_any_host(json_t *params, char *err, size_t errlen)
 {
 	if (!json_object_get(params, "allow_any_host")) {
@@ -226,12 +240,30 @@ static const struct dbk_cli_arg a_listener[] = {
 };
 static const struct dbk_cli_arg a_set_ana_state[] = {
 	POS("nqn", DBK_CLI_STR, "NQN", "subsystem NQN"),
-	REQOPT("-n", "--ana-state", "ana_state", DBK_CLI_STR, "ANA_STATE", "optimized, non_optimized or inaccessible"),
+	REQOPT("-n", "--ana-state", "ana_state", DBK_CLI_STR, "ANA_STATE",
+	       "optimized, non_optimized or inaccessible (daosblk also takes change and persistent_loss)"),
 	REQOPT("-t", "--trtype", "listen_address.trtype", DBK_CLI_STR, "TRTYPE", "transport type (tcp)"),
 	REQOPT("-a", "--traddr", "listen_address.traddr", DBK_CLI_STR, "TRADDR", "listener address"),
 	OPT("-s", "--trsvcid", "listen_address.trsvcid", DBK_CLI_STR, "TRSVCID", "port"),
 	OPT("-f", "--adrfam", "listen_address.adrfam", DBK_CLI_STR, "ADRFAM", "IPv4 or IPv6 (default IPv4)"),
-	OPT("-g", "--anagrpid", "anagrpid", DBK_CLI_INT, "ANAGRPID", "ANA group ID"),
+	OPT("-g", "--anagrpid", "anagrpid", DBK_CLI_INT, "ANAGRPID", "ANA group ID (default: every group)"),
+	END,
+};
+static const struct dbk_cli_arg a_referral[] = {
+	REQOPT("-t", "--trtype", "address.trtype", DBK_CLI_STR, "TRTYPE", "transport type (tcp)"),
+	REQOPT("-a", "--traddr", "address.traddr", DBK_CLI_STR, "TRADDR", "address of the other discovery service"),
+	OPT("-s", "--trsvcid", "address.trsvcid", DBK_CLI_STR, "TRSVCID", "its port (required for TCP)"),
+	OPT("-f", "--adrfam", "address.adrfam", DBK_CLI_STR, "ADRFAM", "IPv4 or IPv6 (default from the address)"),
+	FLAG("-k", "--secure-channel", "secure_channel", DBK_CLI_TRUE, "the referred service requires a secure channel"),
+	OPT("-n", "--subnqn", "subnqn", DBK_CLI_STR, "NQN", "subsystem NQN (default: the discovery NQN)"),
+	END,
+};
+static const struct dbk_cli_arg a_referral_rm[] = {
+	REQOPT("-t", "--trtype", "address.trtype", DBK_CLI_STR, "TRTYPE", "transport type (tcp)"),
+	REQOPT("-a", "--traddr", "address.traddr", DBK_CLI_STR, "TRADDR", "address of the referral"),
+	OPT("-s", "--trsvcid", "address.trsvcid", DBK_CLI_STR, "TRSVCID", "its port"),
+	OPT("-f", "--adrfam", "address.adrfam", DBK_CLI_STR, "ADRFAM", "IPv4 or IPv6 (default from the address)"),
+	OPT("-n", "--subnqn", "subnqn", DBK_CLI_STR, "NQN", "subsystem NQN (default: the discovery NQN)"),
 	END,
 };
 static const struct dbk_cli_arg a_add_ns[] = {
@@ -355,6 +387,10 @@ static const struct dbk_cli_method g_methods[] = {
 	{"nvmf_subsystem_get_qpairs", "List a subsystem's queue pairs", a_nqn, NULL, false},
 	{"nvmf_subsystem_get_listeners", "List a subsystem's listeners", a_nqn, NULL, false},
 	{"nvmf_get_stats", "Show NVMe-oF poll group statistics", a_none, NULL, false},
+	{"nvmf_discovery_add_referral", "Add a discovery referral (another target's discovery service)", a_referral,
+	 fix_referral, false},
+	{"nvmf_discovery_remove_referral", "Remove a discovery referral", a_referral_rm, fix_referral, false},
+	{"nvmf_discovery_get_referrals", "List the discovery referrals", a_none, NULL, false},
 };
 
 const struct dbk_cli_method *dbk_cli_method_at(size_t idx)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Issue 13: SPDK's user-space initiator, as it comes, attaches to daosblk-tgt. Without DMI ids (as on this
 # machine) it sends an empty HOSTNQN. Needs an SPDK build beside the project (never committed):
-# DBK_SPDK_DIR (default /opt/spdk/spdk) with build/bin/spdk_nvme_identify and spdk_nvme_perf. Skips (77) without.
+# DBK_SPDK_DIR (default: /opt/spdk/spdk or /opt/spdk, the first that has them) with build/bin/spdk_nvme_identify and spdk_nvme_perf. Skips (77) without.
 set -euo pipefail
 : "${DBK_BUILD_DIR:?}"
+if [ -z "${DBK_SPDK_DIR:-}" ]; then
+    for d in /opt/spdk/spdk /opt/spdk; do [ -x "$d/build/bin/spdk_nvme_perf" ] && { DBK_SPDK_DIR=$d; break; }; done
+fi
 SPDK=${DBK_SPDK_DIR:-/opt/spdk/spdk}
 ID=$SPDK/build/bin/spdk_nvme_identify
 SPERF=$SPDK/build/bin/spdk_nvme_perf
