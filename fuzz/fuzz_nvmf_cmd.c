@@ -15,7 +15,8 @@
  *
  * Input: u8 setup flags
  *          bit 0 connect the admin queue (else the input's own commands must), bit 1 enable the controller,
- *          bit 2 connect I/O queue 1, bit 3 the discovery subsystem instead of the NVM one
+ *          bit 2 connect I/O queue 1, bit 3 the discovery subsystem instead of the NVM one,
+ *          bit 4 (without bit 3) the subsystem with ANA reporting
  *        records:
  *          u8 sel: bit 0 I/O queue (else admin), bit 1 do not poll after this command (batch),
  *                  bit 2 lend_ok, bits 3-5 iovec layout
@@ -26,6 +27,7 @@
 
 #include "bdev/malloc/bdev_malloc.h"
 #include "bdev/null/bdev_null.h"
+#include "nvmf/ana.h"
 #include "nvmf/nvmf_internal.h"
 #include "rpc/rpc.h"
 #include "thread/thread.h"
@@ -36,6 +38,7 @@
 #include <string.h>
 
 #define SUBNQN "nqn.2016-06.io.spdk:cnode1"
+#define ANANQN "nqn.2016-06.io.spdk:ana"
 #define HOSTNQN "nqn.2014-08.org.nvmexpress:uuid:f0f0f0f0-1111-2222-3333-444444444444"
 #define QREQS 32
 #define MAX_IO (128u * 1024)
@@ -244,7 +247,8 @@ static void wait_done(const char *what)
  * The target stays up across inputs (bringing the bdev layer up costs more than most inputs): a zero-copy
  * FUZZ transport, subsystem SUBNQN with namespaces 1 = Malloc0 (1 MiB, 4 KiB blocks), 2 = Null0 (1 GiB,
  * 4 KiB blocks), 3 = Malloc1 (1 MiB, 512-byte blocks), any host, listener FUZZ 127.0.0.1:4420; and the
- * discovery subsystem. Each input gets a new admin and I/O qpair (so a new controller); they are gone,
+ * discovery subsystem; and ANANQN with ANA reporting (namespace 1 = Malloc2, 4 KiB blocks, optimized;
+ * 2 = Malloc3, 512-byte blocks, inaccessible). Each input gets a new admin and I/O qpair (so a new controller); they are gone,
  * with their controller, before the next input.
  */
 static void setup_target(void)
@@ -282,6 +286,22 @@ static void setup_target(void)
 	t_addr(NULL, &a);
 	if (dbk_nvmf_subsystem_add_listener(s, &a, err, sizeof(err)) != 0)
 		abort();
+	/* With ANA reporting: namespace 1 optimized, 2 inaccessible on the listener (path-related status). */
+	so.ana_reporting = true;
+	so.max_namespaces = 4;
+	if (dbk_bdev_malloc_create("Malloc2", NULL, (1u << 20) / 4096, 4096, NULL) != 0 ||
+	    dbk_bdev_malloc_create("Malloc3", NULL, (1u << 20) / 512, 512, NULL) != 0 ||
+	    dbk_nvmf_subsystem_create(ANANQN, &so, &s, err, sizeof(err)) != 0)
+		abort();
+	dbk_nvmf_subsystem_add_ns(s, "Malloc2", &no, done_cb, NULL);
+	wait_done("add_ns ana 1");
+	dbk_nvmf_subsystem_add_ns(s, "Malloc3", &no, done_cb, NULL);
+	wait_done("add_ns ana 2");
+	if (dbk_nvmf_subsystem_add_listener(s, &a, err, sizeof(err)) != 0 ||
+	    dbk_nvmf_subsystem_set_ana_state(s, &a, "inaccessible", 2, err, sizeof(err)) != 0) {
+		fprintf(fuzz_stderr, "fuzz_nvmf_cmd: %s\n", err);
+		abort();
+	}
 	fuzz_poll_idle();
 }
 
@@ -493,7 +513,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = {data, size};
 	struct fuzz_rng rng;
 	uint8_t flags = fin_u8(&in);
-	const char *subnqn = (flags & 0x8) ? NVME_DISC_SUBSYS_NQN : SUBNQN;
+	const char *subnqn = (flags & 0x8) ? NVME_DISC_SUBSYS_NQN : (flags & 0x10) ? ANANQN : SUBNQN;
 	uint32_t cdw0 = 0;
 
 	fuzz_rng_seed(&rng, data, size);

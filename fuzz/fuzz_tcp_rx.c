@@ -16,8 +16,9 @@
  * subsystems nqn.2016-06.io.spdk:cnode1 (any host; namespaces 1 = 1 MiB RAM
  * disk with 4 KiB blocks, 2 = 1 GiB null bdev, 3 = 1 MiB RAM disk with 512-byte
  * blocks), nqn.2016-06.io.spdk:compat (any host) and nqn.2016-06.io.spdk:locked
- * (no host allowed) and nqn.2016-06.io.spdk:zcopy (any host), as the tests
- * the seeds were recorded from set up.
+ * (no host allowed), nqn.2016-06.io.spdk:zcopy (any host) and
+ * nqn.2016-06.io.spdk:ana (any host, ANA reporting), as the tests the seeds
+ * were recorded from set up.
  *
  * Oracle besides the sanitizers: what the target writes is a sequence of
  * well-formed controller-to-host PDUs, and nothing follows a C2HTermReq.
@@ -225,7 +226,8 @@ static void setup_target(void)
 	    dbk_bdev_malloc_create("Malloc1", NULL, 2048, 512, NULL) ||
 	    dbk_bdev_malloc_create("Malloc2", NULL, 2048, 512, NULL) ||
 	    dbk_bdev_malloc_create("Malloc3", NULL, 256, 4096, NULL) ||
-	    dbk_bdev_malloc_create("Malloc4", NULL, 256, 4096, NULL))
+	    dbk_bdev_malloc_create("Malloc4", NULL, 256, 4096, NULL) ||
+	    dbk_bdev_malloc_create("Malloc5", NULL, 2048, 512, NULL))
 		abort();
 	s = subsys("nqn.2016-06.io.spdk:cnode1", true);
 	add_ns(s, "Malloc0");
@@ -234,6 +236,19 @@ static void setup_target(void)
 	add_ns(subsys("nqn.2016-06.io.spdk:compat", true), "Malloc2");
 	add_ns(subsys("nqn.2016-06.io.spdk:locked", false), "Malloc3");
 	add_ns(subsys("nqn.2016-06.io.spdk:zcopy", true), "Malloc4");
+	/* With ANA reporting, as test_ana.py sets it up (its listener's groups keep their default state). */
+	{
+		struct dbk_nvmf_subsystem_opts so = {0};
+		char err[256];
+
+		so.allow_any_host = true;
+		so.ana_reporting = true;
+		so.max_namespaces = 8;
+		so.serial_number = "DBKANA0001";
+		if (dbk_nvmf_subsystem_create("nqn.2016-06.io.spdk:ana", &so, &s, err, sizeof(err)) != 0)
+			abort();
+		add_ns(s, "Malloc5");
+	}
 	fuzz_poll_idle();
 }
 

@@ -21,6 +21,7 @@ import pcap_streams  # noqa: E402
 
 ICREQ_PREFIX = b'\x00\x00\x80\x00\x80\x00\x00\x00'
 SUBNQN = b'nqn.2016-06.io.spdk:cnode1'
+ANANQN = b'nqn.2016-06.io.spdk:ana'   # fuzz_nvmf_cmd's subsystem with ANA reporting (setup flag 0x10)
 DISC = b'nqn.2014-08.org.nvmexpress.discovery'
 MAX_SEED = 32 * 1024
 MAX_RECORDS = 64
@@ -87,6 +88,7 @@ def conv_nvmf_cmd(conn):
     """Records for fuzz_nvmf_cmd: the capsules with their data."""
     rd = PduReader()
     first = None
+    ana = False
     recs = []
     pending = {}  # cid -> [sqe, data, sgl_len]
     hd = 0
@@ -105,12 +107,13 @@ def conv_nvmf_cmd(conn):
                         return None  # not a Connect first
                     qid = struct.unpack('<H', sqe[42:44])[0]
                     first = qid
+                    data_ = bytearray(icd.ljust(1024, b'\0'))
+                    nqn = bytes(data_[256:512]).split(b'\0')[0]
+                    ana = nqn == ANANQN
                     if qid != 0:
                         continue  # the harness connects I/O queue 1 itself
                     # Raw admin queue: the recorded Connect goes through, to the harness's subsystem.
-                    data_ = bytearray(icd.ljust(1024, b'\0'))
-                    nqn = bytes(data_[256:512]).split(b'\0')[0]
-                    data_[256:512] = (DISC if nqn == DISC else SUBNQN).ljust(256, b'\0')
+                    data_[256:512] = (nqn if nqn in (DISC, ANANQN) else SUBNQN).ljust(256, b'\0')
                     icd = bytes(data_)
                 if dirn == 1 and sgl_len and not icd:
                     pending[cid] = [sqe, b'', sgl_len]
@@ -129,7 +132,7 @@ def conv_nvmf_cmd(conn):
     if first is None or not recs:
         return None
     sel = 0 if first == 0 else 1
-    flags = 0x00 if first == 0 else 0x07
+    flags = 0x00 if first == 0 else (0x17 if ana else 0x07)
     out = bytes([flags])
     for sqe, dat in recs[:MAX_RECORDS]:
         dat = dat[:MAX_DATA]

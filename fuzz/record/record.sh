@@ -5,8 +5,8 @@
 #   1. session.sh: the real daosblk-tgt configured through daosblk-rpc (the RPC bytes are recorded by
 #      rpc_proxy.py) and daosblk-perf runs against it (reads, writes, in-capsule and R2T, digests on and off,
 #      discovery), then save_config;
-#   2. the raw negative tests and the compatibility tests (test/integration/nvmf), which speak NVMe/TCP
-#      from Python, some of it malformed on purpose;
+#   2. the raw negative tests, the compatibility tests and the ANA tests (test/integration/nvmf), which speak
+#      NVMe/TCP from Python, some of it malformed on purpose;
 #   3. the SPDK initiator test when SPDK is built (it skips otherwise);
 #   4. optionally (DBK_RECORD_KERNEL=1) the Linux kernel host's seed workflow;
 # and turns the captures into seeds with make_seeds.py. Review the result, then copy what is worth keeping
@@ -43,10 +43,11 @@ capture() {  # capture NAME CMD...
 capture perf bash "$here/session.sh" "$B" "$O/session"
 capture raw env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" python3 "$top/test/integration/nvmf/test_tcp_negative.py"
 capture compat env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" python3 "$top/test/integration/nvmf/test_compat.py"
+capture ana env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" python3 "$top/test/integration/nvmf/test_ana.py"
 capture spdk env DBK_BUILD_DIR="$B" DBK_SOURCE_DIR="$top" bash "$top/test/integration/nvmf/test_spdk_initiator.sh"
 # 4. With DBK_RECORD_KERNEL=1: the seed workflow from the Linux kernel host (test/kernel/test_seed_malloc.sh,
 #    qemu; it takes the kernel tests' machine-wide lock), captured in the kernel-initiator's namespace.
-tags=(perf raw compat spdk)
+tags=(perf raw compat ana spdk)
 if [ "${DBK_RECORD_KERNEL:-0}" = 1 ]; then
     netns=${KI_NETNS:-nvtest}
     ( for _ in $(seq 1 6000); do ip netns list 2>/dev/null | grep -q "^$netns" && break; sleep 0.1; done
