@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A long fuzzing campaign: the harnesses in turns of TURN seconds (default 600), in LANES parallel lanes
-# (default 2), for HOURS hours (default 1), at the lowest CPU priority; corpora grow in $DBK_FUZZ_WORK
+# (default 2), for HOURS hours (default 1; fractions too: 0.5), at the lowest CPU priority; corpora grow in $DBK_FUZZ_WORK
 # (default <fuzz build>/fuzz-work) across turns. Each turn's libFuzzer figures (executions, cov:, ft:) are
 # appended to <work>/campaign.tsv; a finding stops that lane (its input is in <work>/artifacts/).
 #   fuzz/campaign.sh [HOURS] [HARNESS...]
@@ -15,7 +15,7 @@ lanes=${LANES:-2}
 build=${DBK_FUZZ_BUILD:-$here/../build-fuzz}
 work=${DBK_FUZZ_WORK:-$build/fuzz-work}
 mkdir -p "$work"
-end=$(( $(date +%s) + ${hours%.*} * 3600 ))
+end=$(( $(date +%s) + $(awk -v h="$hours" 'BEGIN {printf "%d", h * 3600}') ))
 tsv=$work/campaign.tsv
 [ -f "$tsv" ] || printf 'time\tharness\tseconds\texecs\tcov\tft\tcorpus\tstatus\n' >"$tsv"
 lane() {

@@ -448,7 +448,7 @@ static struct freq *submit(struct fq *f, const struct nvme_cmd *cmd, const uint8
 static int run_cmd(struct fq *f, const struct nvme_cmd *cmd, const void *data, size_t dlen, uint32_t *cdw0)
 {
 	struct freq *r = submit(f, cmd, data, dlen, false, 0, NULL);
-	uint64_t deadline = dbk_get_ns() + 10ull * 1000 * 1000 * 1000;
+	uint64_t deadline = dbk_get_ns() + 30ull * 1000 * 1000 * 1000;
 
 	if (!r)
 		return -1;
@@ -546,11 +546,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < 2; i++)
 		if (!g_q[i].fini)
 			dbk_nvmf_qpair_disconnect(&g_q[i].q);
-	uint64_t deadline = dbk_get_ns() + 10ull * 1000 * 1000 * 1000;
+	uint64_t deadline = dbk_get_ns() + 30ull * 1000 * 1000 * 1000;
 	while (!g_q[0].fini || !g_q[1].fini) {
 		fuzz_poll_skip();
 		if (dbk_get_ns() > deadline) {
-			fprintf(fuzz_stderr, "fuzz_nvmf_cmd: qpairs not finished 10 s after the disconnect\n");
+			fprintf(fuzz_stderr, "fuzz_nvmf_cmd: qpairs not finished 30 s after the disconnect\n");
 			abort();
 		}
 	}

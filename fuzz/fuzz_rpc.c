@@ -133,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* End of input: the client stops sending, then reads the rest and hangs up. */
 	shutdown(sv[1], SHUT_WR);
-	uint64_t deadline = dbk_get_ns() + 10ull * 1000 * 1000 * 1000;
+	uint64_t deadline = dbk_get_ns() + 30ull * 1000 * 1000 * 1000;
 	for (;;) {
 		fuzz_poll_idle();
 		if (drain(sv[1]))

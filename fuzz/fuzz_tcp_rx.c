@@ -317,12 +317,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The host hangs up: the connection must go, and with it every request it held. */
 	g_m.eof = true;
 	g_m.released = size;
-	uint64_t deadline = dbk_get_ns() + 10ull * 1000 * 1000 * 1000;
+	uint64_t deadline = dbk_get_ns() + 30ull * 1000 * 1000 * 1000;
 	while (!g_m.closed) {
 		dbk_nvmf_tcp_qpair_poll(qp);
 		fuzz_poll_skip();
 		if (dbk_get_ns() > deadline) {
-			fprintf(fuzz_stderr, "fuzz_tcp_rx: the connection is still open 10 s after the host closed it\n");
+			fprintf(fuzz_stderr, "fuzz_tcp_rx: the connection is still open 30 s after the host closed it\n");
 			abort();
 		}
 	}

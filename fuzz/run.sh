@@ -55,7 +55,7 @@ for h in "${harnesses[@]}"; do
     echo "run.sh: $h for ${secs}s"
     set +e
     # shellcheck disable=SC2086
-    "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len=65536 -detect_leaks=1 \
+    "$bin" -max_total_time="$secs" -timeout=60 -rss_limit_mb=2560 -max_len=65536 -detect_leaks=1 \
         -print_final_stats=1 -artifact_prefix="$work/artifacts/$h-" "${dict[@]}" ${DBK_FUZZ_FLAGS:-} \
         "${dirs[@]}" >"$work/$h.log" 2>&1
     st=$?

@@ -7,7 +7,7 @@
  * Every harness leaves nothing behind between inputs: what an input creates is
  * destroyed before LLVMFuzzerTestOneInput returns (LeakSanitizer checks it),
  * and a hang (the reactor never going idle, a teardown never finishing) is
- * reported as a crash with abort().
+ * reported as a crash (abort() after 30 s).
  */
 #ifndef DBK_FUZZ_FUZZ_ENV_H
 #define DBK_FUZZ_FUZZ_ENV_H
@@ -30,12 +30,12 @@ void fuzz_env_init(unsigned flags);
 /* A private scratch directory (removed at exit). */
 const char *fuzz_tmpdir(void);
 
-/* Poll the reactor until it is idle; abort() after 10 s (a hang is a finding). */
+/* Poll the reactor until it is idle; abort() after 30 s (a hang is a finding). */
 void fuzz_poll_idle(void);
 /* One iteration; when it finds nothing to do, time skips ahead (every timed poller is due now), or, with a
  * blocking job outstanding, it waits up to 1 ms for its completion. */
 void fuzz_poll_skip(void);
-/* Poll (skipping time ahead when idle) until *flag is true; abort() naming what after 10 s. */
+/* Poll (skipping time ahead when idle) until *flag is true; abort() naming what after 30 s. */
 void fuzz_poll_until(const volatile bool *flag, const char *what);
 
 /* Bring up the bdev layer and the NVMe-oF target (RPC state runtime, init done); abort on failure. */
