@@ -1567,6 +1567,9 @@ static void iostat_channel(struct dbk_io_channel_iter *it)
 		struct dbk_thread *t = dbk_get_thread();
 		json_object_set_new(o, "thread_name", json_string(t ? dbk_thread_get_name(t) : ""));
 		json_object_set_new(o, "thread_id", json_integer(t ? dbk_thread_get_index(t) : -1));
+		/* the channel's bdev_io pool: free == size when nothing is in flight (the fault tests check it) */
+		json_object_set_new(o, "bdev_io_pool_free", json_integer(bch->free_count));
+		json_object_set_new(o, "bdev_io_pool_size", json_integer(BDEV_IO_POOL_TOTAL));
 		if (c->bdev->fn_table->dump_channel_json)
 			c->bdev->fn_table->dump_channel_json(bch->mod_ch, o);
 		json_array_append_new(c->channels, o);

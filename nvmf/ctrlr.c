@@ -257,7 +257,7 @@ static void connect_on_main(void *arg)
 			     invalid_param(offsetof(struct nvmf_connect_data, subnqn), true));
 		return;
 	}
-	if (!nvmf_subsystem_host_allowed(s, c->data.hostnqn)) {
+	if (!nvmf_subsystem_host_allowed(s, c->data.hostnqn) || !nvmf_tls_connect_allowed(c->q, s, c->data.hostnqn)) {
 		DBK_NOTICELOG("connect: host '%s' not allowed on %s", c->data.hostnqn, s->nqn);
 		connect_fail(c, NVME_SCT_COMMAND_SPECIFIC, NVME_SC_CONNECT_INVALID_HOST,
 			     invalid_param(offsetof(struct nvmf_connect_data, hostnqn), true));

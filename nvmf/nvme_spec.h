@@ -343,6 +343,9 @@ enum nvmf_adrfam { NVMF_ADRFAM_IPV4 = 1, NVMF_ADRFAM_IPV6 = 2 };
 enum nvmf_subtype { NVMF_SUBTYPE_DISCOVERY_REFERRAL = 1, NVMF_SUBTYPE_NVME = 2, NVMF_SUBTYPE_DISCOVERY_CURRENT = 3 };
 /* TREQ bits 1:0 secure channel: 0 not specified, 1 required, 2 not required; bit 2: SQ flow control disable supported. */
 #define NVMF_TREQ_SECURE_CHANNEL_NOT_SPECIFIED 0x0
+#define NVMF_TREQ_SECURE_CHANNEL_REQUIRED 0x1
+/* TSAS for TCP: SECTYPE 0 none, 1 TLS 1.2, 2 TLS 1.3 */
+#define NVMF_TCP_SECTYPE_TLS13 0x2
 #define NVMF_TREQ_DISABLE_SQ_FLOW_CONTROL 0x4
 
 struct nvmf_discovery_log_entry {

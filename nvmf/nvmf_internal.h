@@ -317,6 +317,10 @@ int nvmf_subsystems_init(void);
 void nvmf_subsystems_destroy_all(void (*cb)(void *ctx), void *ctx);
 void nvmf_subsystem_ctrlr_removed(struct dbk_nvmf_subsystem *s);
 
+/* tls.c: a qpair secured with TLS connects only as the host and to the subsystem of its PSK identity. */
+bool nvmf_tls_connect_allowed(const struct dbk_nvmf_qpair *q, const struct dbk_nvmf_subsystem *s,
+			      const char *hostnqn);
+
 /* ctrlr.c */
 void nvmf_ctrlr_exec_fabrics(struct dbk_nvmf_request *req);
 void nvmf_ctrlr_exec_admin(struct dbk_nvmf_request *req);

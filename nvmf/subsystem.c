@@ -1066,7 +1066,13 @@ void *nvmf_discovery_log_build(const char *hostnqn, size_t *len)
 			e->trtype = strcasecmp(l->addr.trtype, "TCP") == 0 ? NVMF_TRTYPE_TCP : 0;
 			e->adrfam = strcasecmp(l->addr.adrfam, "IPv6") == 0 ? NVMF_ADRFAM_IPV6 : NVMF_ADRFAM_IPV4;
 			e->subtype = NVMF_SUBTYPE_NVME;
-			e->treq = NVMF_TREQ_SECURE_CHANNEL_NOT_SPECIFIED;
+			/*
+			 * "Required" for a TLS listener; plain ones keep "not specified" rather than "not required",
+			 * like nvmet: nvme-cli 2.3 adds a 'tls' connect option on "not required" that a 6.1
+			 * kernel refuses (../shared/kernel-initiator/README.md).
+			 */
+			e->treq = l->addr.secure_channel ? NVMF_TREQ_SECURE_CHANNEL_REQUIRED
+							 : NVMF_TREQ_SECURE_CHANNEL_NOT_SPECIFIED;
 			e->portid = l->portid;
 			e->cntlid = 0xFFFF;
 			e->asqsz = (uint16_t)(l->transport->opts.max_aq_depth ? l->transport->opts.max_aq_depth : 32);
@@ -1074,7 +1080,7 @@ void *nvmf_discovery_log_build(const char *hostnqn, size_t *len)
 			pad_copy(e->trsvcid, sizeof(e->trsvcid), l->addr.trsvcid);
 			pad_copy(e->traddr, sizeof(e->traddr), l->addr.traddr);
 			snprintf(e->subnqn, sizeof(e->subnqn), "%s", s->nqn);
-			e->tsas.tcp.sectype = 0;
+			e->tsas.tcp.sectype = l->addr.secure_channel ? NVMF_TCP_SECTYPE_TLS13 : 0;
 		}
 	}
 	nvmf_referral_fill(e);
@@ -1129,6 +1135,8 @@ json_t *dbk_nvmf_subsystem_listeners_json(struct dbk_nvmf_subsystem *s)
 			json_object_set_new(o, "ana_states", nvmf_ana_listener_json(s, sl));
 		else
 			json_object_set_new(o, "ana_state", json_string("optimized"));
+		if (sl->listener->addr.secure_channel)
+			json_object_set_new(o, "secure_channel", json_true());
 		json_array_append_new(arr, o);
 	}
 	return arr;
@@ -1245,9 +1253,11 @@ void dbk_nvmf_write_config_json(json_t *array)
 									    "namespace", nsj));
 		}
 		for (struct nvmf_subsys_listener *sl = s->listeners; sl; sl = sl->next) {
-			add_method(array, "nvmf_subsystem_add_listener",
-				   json_pack("{s:s, s:o}", "nqn", s->nqn, "listen_address",
-					     addr_json(&sl->listener->addr)));
+			json_t *lp = json_pack("{s:s, s:o}", "nqn", s->nqn, "listen_address",
+					       addr_json(&sl->listener->addr));
+			if (sl->listener->addr.secure_channel)
+				json_object_set_new(lp, "secure_channel", json_true());
+			add_method(array, "nvmf_subsystem_add_listener", lp);
 			nvmf_ana_write_config(array, s, sl, addr_json(&sl->listener->addr));
 		}
 	}

@@ -250,6 +250,14 @@ struct nvmf_listener *nvmf_listener_get(const struct dbk_nvmf_listen_addr *addr,
 	}
 	for (l = g_nvmf_tgt.listeners; l; l = l->next) {
 		if (nvmf_listen_addr_equal(&l->addr, addr)) {
+			if (l->addr.secure_channel != addr->secure_channel) {
+				/* One socket per address: TLS for every subsystem on it, or for none. */
+				snprintf(err, errlen, "%s %s:%s is already a listener %s a secure channel (--secure-channel)",
+					 addr->trtype, addr->traddr, addr->trsvcid,
+					 l->addr.secure_channel ? "with" : "without");
+				*rc = -EINVAL;
+				return NULL;
+			}
 			l->refcnt++;
 			return l;
 		}

@@ -86,6 +86,7 @@ struct dbk_nvmf_listen_addr {
 	char adrfam[8];		/* "IPv4" / "IPv6" */
 	char traddr[64];
 	char trsvcid[32];	/* port */
+	bool secure_channel;	/* listen: TLS 1.3 with a PSK required (--secure-channel); not part of the address */
 };
 
 enum dbk_nvmf_xfer {
@@ -129,6 +130,11 @@ struct dbk_nvmf_qpair {
 	uint16_t qid;					/* from Connect */
 	uint16_t sq_size;				/* entries (Connect sqsize + 1) */
 	bool sq_flow_control_disabled;			/* Connect cattr bit 2 */
+	/*
+	 * Set by the transport for a connection secured with TLS and a PSK (NULL for plain TCP): the host and
+	 * subsystem NQNs of the PSK identity the host authenticated with. Connect must name the same two.
+	 */
+	const char *tls_hostnqn, *tls_subnqn;
 	/* Core-private */
 	int core_state;
 	uint32_t core_outstanding;	/* requests held by the core */
@@ -178,6 +184,14 @@ struct dbk_nvmf_transport {
 
 /* Main reactor: a new connection is ready; the core owns its placement from here. */
 void dbk_nvmf_tgt_new_qpair(struct dbk_nvmf_qpair *qpair);
+/*
+ * Main reactor: the TLS PSK (interchange format, NUL-terminated, into secret[len]) that host hostnqn must use for
+ * subsystem subnqn through the secure listener local: the host must be allowed on the subsystem with --psk, and
+ * the subsystem must listen on local with --secure-channel. The length, or -ENOENT (no such subsystem, host,
+ * listener or PSK; nothing secret in the log line either way), -ENOKEY (its key was removed), -ENOBUFS.
+ */
+int dbk_nvmf_tgt_tls_psk(const char *subnqn, const char *hostnqn, const struct dbk_nvmf_listen_addr *local,
+			 char *secret, size_t len);
 /* Qpair's reactor: a command (with its host-to-controller data, if any) is ready. */
 void dbk_nvmf_request_exec(struct dbk_nvmf_request *req);
 /* Qpair's reactor: the core (only) finishes a request; calls ops->req_complete. */

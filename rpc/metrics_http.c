@@ -13,6 +13,7 @@
 #include "rpc/metrics.h"
 
 #include "thread/thread.h"
+#include "util/accept_guard.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -296,6 +297,7 @@ static struct {
 	struct dbk_poller *idle_poller;
 	void (*stop_cb)(void *ctx);
 	void *stop_ctx;
+	struct dbk_accept_guard guard;	/* out of fds: refuse, never spin */
 } g_m = {.fd = -1};
 
 static void conn_process(struct mconn *c);
@@ -626,11 +628,11 @@ static void accept_event(void *ctx, uint32_t events)
 		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
 					   "Content-Length: 22\r\nConnection: close\r\n\r\ntoo many connections\r\n";
 		struct mconn *c;
-		int fd = accept4(g_m.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = dbk_accept_guarded(&g_m.guard, g_m.fd);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				DBK_WARNLOG("metrics: accept: %s", strerror(errno));
+			if (errno == EMFILE)
+				continue;	/* refused and closed; more may be waiting */
 			return;
 		}
 		if (g_m.nconns >= DBK_METRICS_MAX_CONNS) {
@@ -701,6 +703,7 @@ int dbk_metrics_server_start(const char *spec, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	g_m.fd = fd;
+	dbk_accept_guard_init(&g_m.guard, "metrics", 0);
 	g_m.running = true;
 	return 0;
 }
@@ -711,6 +714,7 @@ void dbk_metrics_server_stop(void (*done)(void *ctx), void *ctx)
 		dbk_fd_unregister(&g_m.h);
 		close(g_m.fd);
 		g_m.fd = -1;
+		dbk_accept_guard_fini(&g_m.guard);
 		g_m.running = false;
 		while (g_m.conns) {
 			struct mconn *c = g_m.conns;

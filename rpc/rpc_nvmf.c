@@ -429,10 +429,8 @@ static void listener_common(struct dbk_rpc_request *req, const json_t *params, b
 							 : "invalid ana_state (optimized, non_optimized, inaccessible)");
 		goto out;
 	}
-	if (p.secure_channel) {
-		dbk_rpc_send_error(req, -ENOTSUP, "secure channel (TLS) is not supported");
-		goto out;
-	}
+	/* TLS 1.3 with PSKs (nvmf/tcp/sock_tls.c); on remove the flag does not matter. */
+	a.secure_channel = add && p.secure_channel;
 	rc = add ? dbk_nvmf_subsystem_add_listener(s, &a, err, sizeof(err))
 		 : dbk_nvmf_subsystem_remove_listener(s, &a, err, sizeof(err));
 	if (rc == 0 && add && st && st != NVMF_ANA_OPTIMIZED)

@@ -18,6 +18,7 @@
 #include "rpc/rpc_internal.h"
 
 #include "thread/thread.h"
+#include "util/accept_guard.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -65,6 +66,7 @@ static struct {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct rpc_conn *conns;
 	bool running;
+	struct dbk_accept_guard guard;	/* out of fds: refuse, never spin (the transports keep headroom for us) */
 } g_srv = {.fd = -1};
 
 static uint32_t g_state = DBK_RPC_STARTUP;
@@ -460,11 +462,11 @@ static void accept_event(void *ctx, uint32_t events)
 	(void)ctx;
 	(void)events;
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(g_srv.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = dbk_accept_guarded(&g_srv.guard, g_srv.fd);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				DBK_WARNLOG("rpc: accept: %s", strerror(errno));
+			if (errno == EMFILE)
+				continue;	/* refused and closed; more may be waiting */
 			return;
 		}
 		if (dbk_rpc_server_add_conn(fd) != 0) {
@@ -535,6 +537,7 @@ int dbk_rpc_server_start(const char *path)
 		return -ENOMEM;
 	}
 	g_srv.fd = fd;
+	dbk_accept_guard_init(&g_srv.guard, "rpc", 0);
 	snprintf(g_srv.path, sizeof(g_srv.path), "%s", path);
 	g_srv.running = true;
 	return 0;
@@ -546,6 +549,7 @@ void dbk_rpc_server_stop(void)
 		dbk_fd_unregister(&g_srv.h);
 		close(g_srv.fd);
 		g_srv.fd = -1;
+		dbk_accept_guard_fini(&g_srv.guard);
 		unlink(g_srv.path);
 		g_srv.running = false;
 	}

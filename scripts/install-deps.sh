@@ -8,6 +8,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config git
       libjansson-dev liburing-dev libisal-dev uuid-dev libssl-dev libcmocka-dev
       python3 iproute2 procps util-linux e2fsprogs nvme-cli prometheus
+      openssl                                  # test/integration/nvmf/test_tls.py: openssl s_client as a TLS host
       debhelper dpkg-dev lintian help2man      # the Debian package (debian/) and its man pages
       clang libclang-rt-dev llvm)              # the libFuzzer harnesses (fuzz/) and their coverage report
 

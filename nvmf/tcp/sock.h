@@ -16,6 +16,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <jansson.h>
+
 struct dbk_nvmf_transport;
 struct dbk_nvmf_qpair;
 struct dbk_tcp_sock;
@@ -49,6 +51,8 @@ struct dbk_tcp_sock_ops {
 	bool (*tx_pending)(struct dbk_tcp_sock *s);
 	/* Release the stream and its context, closing fd. */
 	void (*close)(struct dbk_tcp_sock *s);
+	/* Optional: the stream's details for nvmf_subsystem_get_qpairs (e.g. TLS version and cipher suite). */
+	void (*dump_json)(struct dbk_tcp_sock *s, json_t *obj);
 };
 
 struct dbk_tcp_sock {

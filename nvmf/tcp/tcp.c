@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "nvmf/tcp/sock_tls.h"
 #include "nvmf/tcp/tcp_internal.h"
 
 /* Leave a transport entry point: run a pending disconnect / deferred free. */
@@ -72,13 +73,19 @@ static void conn_fd_cb(void *ctx, uint32_t events)
  * nothing since the last look gets private copies of them (a cold path: one
  * allocation per payload) and gives the lent memory back. Bytes already in the
  * pipe are page references the kernel holds; they go out as they are.
+ * Payloads in the shared buffer pool: pool_stall.c.
  */
 static void conn_bounce_lent(struct tcp_conn *c)
 {
 	for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
 		struct tcp_req *r = p->req;
-		if (p->kind != PDU_C2H || r == NULL || !r->req.lent || r->bounce)
+		if (p->kind != PDU_C2H || r == NULL || r->bounce)
 			continue;
+		if (!r->req.lent) {
+			if (tcp_pool_bounce_needed(c, r))
+				tcp_pool_bounce_read(c, p);
+			continue;
+		}
 		void *b = malloc(p->data_len ? p->data_len : 1);
 		if (b == NULL)
 			continue;	/* try again next time */
@@ -111,6 +118,8 @@ static bool conn_bounce_lent_writes(struct tcp_conn *c)
 	bool any = false;
 	for (uint32_t i = 0; i < c->nreqs; i++) {
 		struct tcp_req *r = &c->reqs[i];
+		if (!r->bounce && tcp_pool_bounce_needed(c, r) && tcp_pool_bounce_write(c, r))
+			any = true;
 		if ((r->state != TR_WAIT_H2C && r->state != TR_RECV_CAPSULE) || !r->req.lent || r->bounce)
 			continue;
 		any = true;
@@ -151,7 +160,7 @@ static int group_watchdog(void *ctx)
 		}
 		if (c->sq_head && c->tx_progress == c->tx_progress_seen) {
 			for (struct tcp_pdu *p = c->sq_head; p; p = p->next) {
-				if (p->kind == PDU_C2H && p->req && p->req->req.lent) {
+				if (p->kind == PDU_C2H && p->req && (p->req->req.lent || tcp_pool_bounce_needed(c, p->req))) {
 					conn_bounce_lent(c);
 					busy = 1;
 					break;
@@ -300,6 +309,11 @@ static int tcp_poll_group_add(struct dbk_nvmf_transport_poll_group *pg, struct d
 	}
 	c->added = true;
 	c->added_ns = dbk_thread_now_ns();
+	if (c->sock.ops->rx_pending && c->sock.ops->rx_pending(&c->sock)) {
+		/* The stream read ahead (e.g. the ICReq behind a TLS handshake): no EPOLLIN will come for it. */
+		c->rx_again = true;
+		schedule_flush(c);
+	}
 	c->grp_next = pg->conns;
 	if (pg->conns)
 		pg->conns->grp_prev = c;
@@ -330,6 +344,8 @@ static void tcp_poll_group_dump_stats(struct dbk_nvmf_transport_poll_group *pg, 
 	json_object_set_new(obj, "writes_lent", json_integer((json_int_t)pg->st.rx_lent_writes));
 	json_object_set_new(obj, "bytes_received_zcopy", json_integer((json_int_t)pg->st.rx_zcopy_bytes));
 	json_object_set_new(obj, "lent_writes_bounced", json_integer((json_int_t)pg->st.lent_writes_bounced));
+	json_object_set_new(obj, "pool_reads_bounced", json_integer((json_int_t)pg->st.pool_reads_bounced));
+	json_object_set_new(obj, "pool_writes_bounced", json_integer((json_int_t)pg->st.pool_writes_bounced));
 	json_object_set_new(obj, "icreq_timeouts", json_integer((json_int_t)pg->st.icreq_timeouts));
 	json_object_set_new(obj, "r2ts_sent", json_integer((json_int_t)pg->st.r2ts_sent));
 	json_object_set_new(obj, "fatal_pdu_errors", json_integer((json_int_t)pg->st.fatal_errors));
@@ -468,6 +484,8 @@ static void tcp_qpair_dump_json(struct dbk_nvmf_qpair *qp, json_t *obj)
 
 	json_object_set_new(obj, "header_digest", json_boolean(c->hdgst));
 	json_object_set_new(obj, "data_digest", json_boolean(c->ddgst));
+	if (c->sock.ops && c->sock.ops->dump_json)
+		c->sock.ops->dump_json(&c->sock, obj);
 }
 
 static int tcp_qpair_get_local_addr(struct dbk_nvmf_qpair *qp, struct dbk_nvmf_listen_addr *addr)
@@ -515,13 +533,10 @@ static void listener_cb(void *ctx, uint32_t events)
 	struct tcp_listener *l = ctx;
 	(void)events;
 	for (int i = 0; i < TCP_ACCEPT_BATCH; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = dbk_accept_guarded(&l->guard, l->fd);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				DBK_ERRLOG("nvmf_tcp: accept on %s:%s: %s", l->addr.traddr, l->addr.trsvcid,
-					   strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
+				continue;	/* EMFILE: refused and closed; more may be waiting */
 			return;
 		}
 		int one = 1;
@@ -532,6 +547,11 @@ static void listener_cb(void *ctx, uint32_t events)
 		const char *cc = l->tt->base.opts.congestion_control;
 		if (cc[0] && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc)) != 0)
 			DBK_WARNLOG("nvmf_tcp: TCP_CONGESTION %s: %s (the system's default stays)", cc, strerror(errno));
+		if (l->tls) {
+			/* Secure channel: the TLS handshake first, on this thread; a qpair only if it succeeds. */
+			dbk_tls_server_accept(l->tls, fd);
+			continue;
+		}
 		struct dbk_nvmf_qpair *qp = dbk_nvmf_tcp_qpair_create(&l->tt->base, &dbk_tcp_sock_plain_ops, NULL, fd);
 		if (qp)
 			dbk_nvmf_tgt_new_qpair(qp);
@@ -549,6 +569,8 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	struct tcp_transport *tt = (struct tcp_transport *)transport;
 	for (struct tcp_listener *l = tt->listeners; l; l = l->next) {
 		if (addr_eq(&l->addr, addr)) {
+			if (!!l->tls != addr->secure_channel)
+				return -EINVAL;	/* one socket: TLS for all or for none (the core says so first) */
 			l->refs++;
 			return 0;
 		}
@@ -598,15 +620,31 @@ static int tcp_listen(struct dbk_nvmf_transport *transport, const struct dbk_nvm
 	l->addr = *addr;
 	l->fd = fd;
 	l->refs = 1;
+	snprintf(l->what, sizeof(l->what), "nvmf_tcp %s:%s", addr->traddr, addr->trsvcid);
+	dbk_accept_guard_init(&l->guard, l->what, TCP_FD_HEADROOM);
+	if (addr->secure_channel) {
+		char err[256];
+		l->tls = dbk_tls_server_create(&tt->base, addr, tt->icreq_timeout_ns, err, sizeof(err));
+		if (l->tls == NULL) {
+			DBK_ERRLOG("nvmf_tcp: cannot listen with TLS on %s:%s: %s", addr->traddr, addr->trsvcid, err);
+			dbk_accept_guard_fini(&l->guard);
+			close(fd);
+			free(l);
+			return -EINVAL;
+		}
+	}
 	l->fdh = dbk_fd_register(fd, EPOLLIN, listener_cb, l, "nvmf_tcp_listen");
 	if (l->fdh == NULL) {
+		dbk_tls_server_destroy(l->tls);
+		dbk_accept_guard_fini(&l->guard);
 		close(fd);
 		free(l);
 		return -ENOMEM;
 	}
 	l->next = tt->listeners;
 	tt->listeners = l;
-	DBK_NOTICELOG("NVMe/TCP target listening on %s port %s", addr->traddr, addr->trsvcid);
+	DBK_NOTICELOG("NVMe/TCP target listening on %s port %s%s", addr->traddr, addr->trsvcid,
+		      l->tls ? " (secure channel: TLS 1.3 with PSK)" : "");
 	return 0;
 }
 
@@ -614,7 +652,9 @@ static void listener_free(struct tcp_listener *l)
 {
 	if (l->fdh)
 		dbk_fd_unregister(&l->fdh);
+	dbk_tls_server_destroy(l->tls);
 	close(l->fd);
+	dbk_accept_guard_fini(&l->guard);
 	free(l);
 }
 

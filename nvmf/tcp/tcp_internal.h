@@ -36,6 +36,7 @@
 #include "nvmf/tcp/sock.h"
 #include "nvmf/transport.h"
 #include "thread/thread.h"
+#include "util/accept_guard.h"
 #include "util/crc32c.h"
 #include "util/log.h"
 
@@ -54,6 +55,7 @@
 #define TCP_PIPE_SIZE (1024u * 1024u)
 #define TCP_LEND_STALL_US 100000u		/* a connection whose sends stall this long stops holding lent memory */
 #define TCP_ICREQ_TIMEOUT_MS 10000u		/* a connection that sends no ICReq this long is closed */
+#define TCP_FD_HEADROOM 32u			/* new connections leave this many fds free (RPC, bdevs, pipes) */
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -80,6 +82,9 @@ struct tcp_listener {
 	int fd;
 	int refs;
 	struct dbk_fd_handler *fdh;
+	struct dbk_accept_guard guard;	/* fd headroom; out of fds: refuse, never spin (util/accept_guard.h) */
+	char what[128];			/* "nvmf_tcp ADDR:PORT", for its log lines */
+	struct dbk_tls_server *tls;	/* secure channel (sock_tls.h); NULL: plain TCP */
 };
 
 enum tcp_pdu_kind { PDU_R2T, PDU_C2H, PDU_RSP, PDU_IC, PDU_TERM };
@@ -151,6 +156,8 @@ struct tcp_stats {
 	uint64_t rx_lent_writes;	/* Writes whose data was received straight into lent bdev memory */
 	uint64_t rx_zcopy_bytes;	/* ... their bytes */
 	uint64_t lent_writes_bounced;	/* lent Writes moved to a private buffer because their host stalled */
+	uint64_t pool_reads_bounced;	/* read payloads moved out of the buffer pool: their host stopped reading */
+	uint64_t pool_writes_bounced;	/* R2T'd Writes moved out of the buffer pool: their host stopped sending */
 	uint64_t icreq_timeouts;	/* connections closed for sending no ICReq in time */
 	uint64_t r2ts_sent;		/* R2T PDUs sent */
 };
@@ -368,6 +375,11 @@ void tcp_conn_free(struct tcp_conn *c);
 /* req.c */
 bool tcp_pool_take(struct dbk_nvmf_transport_poll_group *pg, struct tcp_req *r);
 void tcp_pool_release(struct tcp_req *r);
+
+/* pool_stall.c: a stalled connection's pool buffers go to private copies while others wait for the pool. */
+bool tcp_pool_bounce_needed(const struct tcp_conn *c, const struct tcp_req *r);
+bool tcp_pool_bounce_read(struct tcp_conn *c, struct tcp_pdu *p);	/* a queued C2H payload */
+bool tcp_pool_bounce_write(struct tcp_conn *c, struct tcp_req *r);	/* an R2T'd Write waiting for data */
 void tcp_waitq_remove_conn(struct dbk_nvmf_transport_poll_group *pg, struct tcp_conn *c);
 void tcp_req_recycle(struct tcp_req *r);
 void tcp_conn_close(struct tcp_conn *c);

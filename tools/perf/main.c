@@ -21,6 +21,9 @@
 
 #include "tools/perf/nvme_host.h"
 #include "tools/perf/perf.h"
+#ifdef DBK_PERF_TLS
+#include "tools/perf/tls_host.h"
+#endif
 
 #define CMD_TIMEOUT_MS 10000
 #define MAX_CORES 256
@@ -52,13 +55,28 @@ static struct {
 	bool prefill;
 	char congestion[16];	/* TCP congestion control for every connection ("": system default) */
 	int rcvbuf;		/* SO_RCVBUF of every connection (0: the kernel's autotuning) */
+	bool tls;		/* --psk: TLS 1.3 with that PSK on every connection */
+#ifdef DBK_PERF_TLS
+	struct host_tls_opts tls_opts;
+#endif
 } g_opt;
 
 #define PERF_DEFAULT_RCVBUF (2 * 1024 * 1024)
 
-static struct host_sock_opts sock_opts(void)
+/* The options of every connection to subsystem subnqn (TLS: the PSK identity names it). */
+static struct host_sock_opts sock_opts(const char *subnqn)
 {
-	return (struct host_sock_opts){.congestion = g_opt.congestion, .rcvbuf = g_opt.rcvbuf};
+	struct host_sock_opts so = {.congestion = g_opt.congestion, .rcvbuf = g_opt.rcvbuf};
+#ifdef DBK_PERF_TLS
+	if (g_opt.tls) {
+		g_opt.tls_opts.hostnqn = g_opt.hostnqn;
+		g_opt.tls_opts.subnqn = subnqn;
+		so.tls = &g_opt.tls_opts;
+	}
+#else
+	(void)subnqn;
+#endif
+	return so;
 }
 
 /* ----------------------------------------------------------------- controller */
@@ -212,7 +230,7 @@ static int ctrl_connect(struct ctrl *c, const char *subnqn)
 {
 	snprintf(c->subnqn, sizeof(c->subnqn), "%s", subnqn);
 	c->aq.qid = 0;
-	struct host_sock_opts so = sock_opts();
+	struct host_sock_opts so = sock_opts(subnqn);
 	if (host_qp_connect(&c->aq, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst, 32, 8192, &so)) {
 		fprintf(stderr, "daosblk-perf: error: admin queue: %s\n", c->aq.err);
 		return -1;
@@ -806,6 +824,12 @@ static void usage(FILE *f)
 		"                           posix sockets; the kernel doubles it and caps it at net.core.rmem_max);\n"
 		"                           0 leaves the kernel's receive buffer autotuning on. Large reads at depth\n"
 		"                           want a window of several MiB\n"
+		"      --psk FILE|KEY       NVMe/TCP over TLS 1.3 with this PSK (nvme gen-tls-key's interchange format\n"
+		"                           NVMeTLSkey-1:01:...: or a file holding it); the PSK identity names the\n"
+		"                           host NQN (--hostnqn) and the subsystem, the cipher suite follows the key\n"
+		"                           (01: TLS_AES_128_GCM_SHA256, 02: TLS_AES_256_GCM_SHA384)\n"
+		"      --psk-identity-version N  0 (default: NVMe0R0x <hostnqn> <subnqn>, as SPDK and Linux send) or 1\n"
+		"                           (NVMe1R0x ... with the PSK digest)\n"
 		"      --no-progress        no per-second progress lines on stderr\n"
 		"      --time-based         accepted for compatibility (runs are always time based)\n"
 		"  -h, --help               this help\n");
@@ -824,7 +848,8 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL, O_CC, O_RCVBUF };
+	enum { O_HOSTNQN = 256, O_JSON, O_VERIFY, O_SEED, O_NOPROG, O_TIMEBASED, O_SQFC, O_PREFILL, O_CC, O_RCVBUF,
+	       O_PSK, O_PSKVER };
 	static const struct option lopts[] = {
 		{"transport-id", required_argument, NULL, 'r'},
 		{"io-depth", required_argument, NULL, 'q'},
@@ -847,6 +872,8 @@ static void parse_args(int argc, char **argv)
 		{"prefill", no_argument, NULL, O_PREFILL},
 		{"congestion-control", required_argument, NULL, O_CC},
 		{"sock-rcvbuf", required_argument, NULL, O_RCVBUF},
+		{"psk", required_argument, NULL, O_PSK},
+		{"psk-identity-version", required_argument, NULL, O_PSKVER},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -959,6 +986,24 @@ static void parse_args(int argc, char **argv)
 			g_opt.rcvbuf = (int)sz;
 			break;
 		}
+		case O_PSK: {
+#ifdef DBK_PERF_TLS
+			char err[256];
+			if (host_tls_load_psk(optarg, &g_opt.tls_opts.psk, err, sizeof(err)))
+				die("%s", err);
+			g_opt.tls = true;
+#else
+			die("--psk: TLS is not built into this daosblk-perf (static build)");
+#endif
+			break;
+		}
+		case O_PSKVER:
+			if (parse_int(optarg, 0, 1, &v))
+				die("--psk-identity-version: 0 or 1");
+#ifdef DBK_PERF_TLS
+			g_opt.tls_opts.identity_version = (int)v;
+#endif
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(1);
 		}
@@ -1020,6 +1065,11 @@ static void report(struct perf_hist *tot, uint64_t reads, uint64_t writes, uint6
 		       g_ctrl.nsze);
 		/* What the kernel reports for the admin queue's socket (the I/O queues are set up alike). */
 		printf("\"congestion_control\":\"%s\",\"sock_rcvbuf\":%d,", g_ctrl.aq.congestion, g_ctrl.aq.rcvbuf);
+#ifdef DBK_PERF_TLS
+		if (g_ctrl.aq.tls)
+			printf("\"tls\":{\"cipher_suite\":\"%s\",\"psk_identity\":\"%s\"},", host_tls_cipher(g_ctrl.aq.tls),
+			       host_tls_identity(g_ctrl.aq.tls));
+#endif
 		printf("\"workload\":\"%s\",\"rwmixread\":%d,\"io_size\":%u,\"queue_depth\":%d,\"cores\":%d,"
 		       "\"runtime_s\":%d,\"elapsed_s\":%.3f,\"interrupted\":%s,\"keep_alives\":%" PRIu64 ",\"data_success_completions\":%" PRIu64 ",\"hdgst\":%s,\"ddgst\":%s,",
 		       wl_names[g_opt.wl], g_opt.rwmix, g_opt.io_size, g_opt.depth, g_opt.ncores, g_opt.time_s, t,
@@ -1183,7 +1233,7 @@ int main(int argc, char **argv)
 				perf_pattern_fill(w->bufs + (size_t)k * g_opt.io_size + (size_t)b * c->block_size,
 						  c->block_size, b, g_opt.seed, 0);
 		w->qp.qid = (uint16_t)(i + 1);
-		struct host_sock_opts so = sock_opts();
+		struct host_sock_opts so = sock_opts(c->subnqn);
 		if (host_qp_connect(&w->qp, c->traddr, c->trsvcid, c->adrfam, g_opt.hdgst, g_opt.ddgst,
 				    (uint16_t)depth, g_opt.io_size, &so)) {
 			fprintf(stderr, "daosblk-perf: error: I/O queue %d: %s\n", i + 1, w->qp.err);

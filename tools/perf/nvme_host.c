@@ -16,6 +16,52 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#ifdef DBK_PERF_TLS
+#include "tools/perf/tls_host.h"
+#endif
+
+/* The queue pair's byte stream: the socket, or TLS over it. */
+static ssize_t qp_readv(struct host_qpair *qp, const struct iovec *iov, int iovcnt)
+{
+#ifdef DBK_PERF_TLS
+	if (qp->tls)
+		return host_tls_readv(qp->tls, iov, iovcnt);
+#endif
+	if (iovcnt == 1)
+		return recv(qp->fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT);
+	return readv(qp->fd, iov, iovcnt);
+}
+
+static ssize_t qp_writev(struct host_qpair *qp, struct iovec *iov, int iovcnt)
+{
+#ifdef DBK_PERF_TLS
+	if (qp->tls)
+		return host_tls_writev(qp->tls, iov, iovcnt);
+#endif
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+	return sendmsg(qp->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Bytes the stream holds that poll(2) would not announce / bytes taken but not out yet. */
+static bool qp_rx_held(const struct host_qpair *qp)
+{
+#ifdef DBK_PERF_TLS
+	return qp->tls && host_tls_rx_pending(qp->tls);
+#else
+	(void)qp;
+	return false;
+#endif
+}
+
+static bool qp_tx_held(const struct host_qpair *qp)
+{
+#ifdef DBK_PERF_TLS
+	return qp->tls && host_tls_tx_pending(qp->tls);
+#else
+	(void)qp;
+	return false;
+#endif
+}
 
 #define TX_BATCH 64
 
@@ -227,8 +273,8 @@ static int io_exact(struct host_qpair *qp, void *buf, size_t len, bool send_dir,
 	uint64_t deadline = host_now_ns() + (uint64_t)timeout_ms * 1000000ull;
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = send_dir ? send(qp->fd, (char *)buf + done, len - done, MSG_NOSIGNAL)
-				     : recv(qp->fd, (char *)buf + done, len - done, 0);
+		struct iovec v = {.iov_base = (char *)buf + done, .iov_len = len - done};
+		ssize_t n = send_dir ? qp_writev(qp, &v, 1) : qp_readv(qp, &v, 1);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
@@ -261,6 +307,21 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 		 trsvcid);
 	if (tcp_connect(qp, traddr, trsvcid, adrfam, so))
 		return -1;
+	if (so && so->tls) {
+#ifdef DBK_PERF_TLS
+		char terr[400];
+		qp->tls = host_tls_handshake(qp->fd, so->tls, 10000, terr, sizeof(terr));
+		if (!qp->tls) {
+			fail(qp, "%s", terr);
+			host_qp_close(qp);
+			return -1;
+		}
+#else
+		fail(qp, "TLS is not built into this daosblk-perf (static build)");
+		host_qp_close(qp);
+		return -1;
+#endif
+	}
 	return qp_start(qp, hdgst, ddgst, nreqs, max_io);
 }
 
@@ -354,6 +415,10 @@ err:
 
 void host_qp_close(struct host_qpair *qp)
 {
+#ifdef DBK_PERF_TLS
+	host_tls_close(qp->tls);
+#endif
+	qp->tls = NULL;
 	if (qp->fd >= 0)
 		close(qp->fd);
 	qp->fd = -1;
@@ -384,11 +449,17 @@ static void tx_push(struct host_qpair *qp, void *base, size_t len)
 
 bool host_tx_pending(const struct host_qpair *qp)
 {
-	return qp->txtail != qp->txhead;
+	return qp->txtail != qp->txhead || qp_tx_held(qp);
 }
 
 static int tx_flush(struct host_qpair *qp)
 {
+	if (qp->txhead == qp->txtail && qp_tx_held(qp)) {
+		/* Only the TLS stream's own backlog is left. */
+		if (qp_writev(qp, NULL, 0) < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return fail(qp, "send failed: %s", strerror(errno));
+		return 0;
+	}
 	while (qp->txhead != qp->txtail) {
 		struct iovec iov[TX_BATCH];
 		int n = 0;
@@ -396,8 +467,7 @@ static int tx_flush(struct host_qpair *qp)
 			iov[n++] = qp->txr[i % qp->txcap];
 		iov[0].iov_base = (char *)iov[0].iov_base + qp->txoff;
 		iov[0].iov_len -= qp->txoff;
-		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t sent = sendmsg(qp->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t sent = qp_writev(qp, iov, n);
 		if (sent < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
@@ -844,7 +914,7 @@ static int rx(struct host_qpair *qp)
 			tail = (qp->ddgst ? NVME_TCP_DIGEST_LEN : 0) + rx_lookahead(qp);
 		struct iovec iov[2] = {{.iov_base = qp->rx_dst, .iov_len = qp->rx_left},
 				       {.iov_base = qp->rbuf, .iov_len = tail}};
-		n = readv(qp->fd, iov, 2);
+		n = qp_readv(qp, iov, 2);
 		if (n > 0) {
 			uint32_t direct = (size_t)n < qp->rx_left ? (uint32_t)n : qp->rx_left;
 			qp->rhead = 0;
@@ -855,7 +925,8 @@ static int rx(struct host_qpair *qp)
 			return 1;
 		}
 	} else {
-		n = recv(qp->fd, qp->rbuf + qp->rtail, rx_stage_len(qp), MSG_DONTWAIT);
+		struct iovec v = {.iov_base = qp->rbuf + qp->rtail, .iov_len = rx_stage_len(qp)};
+		n = qp_readv(qp, &v, 1);
 		if (n > 0) {
 			qp->rtail += (size_t)n;
 			return 1;
@@ -917,8 +988,9 @@ int host_exec_sync(struct host_qpair *qp, const struct nvme_cmd *cmd, void *buf,
 		uint64_t now = host_now_ns();
 		if (now >= deadline)
 			return fail(qp, "command opc 0x%02x timed out after %d s", cmd->opc, timeout_ms / 1000);
-		wait_fd(qp->fd, (short)(POLLIN | (host_tx_pending(qp) ? POLLOUT : 0)),
-			(int)((deadline - now) / 1000000ull) + 1);
+		if (!qp_rx_held(qp))
+			wait_fd(qp->fd, (short)(POLLIN | (host_tx_pending(qp) ? POLLOUT : 0)),
+				(int)((deadline - now) / 1000000ull) + 1);
 	}
 	*cpl = c.cpl;
 	return 0;

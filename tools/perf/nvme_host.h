@@ -26,6 +26,8 @@
 
 struct host_qpair;
 struct host_req;
+struct host_tls;
+struct host_tls_opts;
 typedef void (*host_cb)(struct host_qpair *qp, struct host_req *r, void *arg);
 
 struct host_h2c_pdu {
@@ -59,6 +61,7 @@ enum host_rx_state { RX_CH, RX_PAD, RX_DATA, RX_DDGST };
 
 struct host_qpair {
 	int fd;
+	struct host_tls *tls;	/* TLS 1.3 with a PSK (tls_host.h); NULL: plain TCP */
 	uint16_t qid;
 	bool hdgst, ddgst;
 	uint32_t maxh2cdata;
@@ -103,6 +106,8 @@ struct host_sock_opts {
 	/* SO_RCVBUF in bytes (the kernel doubles it and caps the request at net.core.rmem_max); 0 keeps the
 	 * kernel's receive buffer autotuning. */
 	int rcvbuf;
+	/* TLS 1.3 with a PSK (tls_host.h) right after the TCP connect; NULL: plain NVMe/TCP. */
+	const struct host_tls_opts *tls;
 };
 
 /* TCP connect (10 s timeout), ICReq/ICResp exchange and validation, allocation of nreqs request slots able to

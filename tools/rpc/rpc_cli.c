@@ -238,6 +238,18 @@ static const struct dbk_cli_arg a_listener[] = {
 	    "optimized, non_optimized or inaccessible"),
 	END,
 };
+static const struct dbk_cli_arg a_add_listener[] = {
+	POS("nqn", DBK_CLI_STR, "NQN", "subsystem NQN (\"discovery\" for the discovery subsystem)"),
+	REQOPT("-t", "--trtype", "listen_address.trtype", DBK_CLI_STR, "TRTYPE", "transport type (tcp)"),
+	REQOPT("-a", "--traddr", "listen_address.traddr", DBK_CLI_STR, "TRADDR", "address to listen on"),
+	OPT("-s", "--trsvcid", "listen_address.trsvcid", DBK_CLI_STR, "TRSVCID", "port (e.g. 4420)"),
+	OPT("-f", "--adrfam", "listen_address.adrfam", DBK_CLI_STR, "ADRFAM", "IPv4 or IPv6 (default IPv4)"),
+	OPT("-n", "--ana-state", "ana_state", DBK_CLI_STR, "ANA_STATE",
+	    "optimized, non_optimized or inaccessible"),
+	FLAG("-k", "--secure-channel", "secure_channel", DBK_CLI_TRUE,
+	     "require TLS 1.3 with a PSK on this listener (hosts need nvmf_subsystem_add_host --psk)"),
+	END,
+};
 static const struct dbk_cli_arg a_set_ana_state[] = {
 	POS("nqn", DBK_CLI_STR, "NQN", "subsystem NQN"),
 	REQOPT("-n", "--ana-state", "ana_state", DBK_CLI_STR, "ANA_STATE",
@@ -369,7 +381,7 @@ static const struct dbk_cli_method g_methods[] = {
 	{"nvmf_create_subsystem", "Create an NVMe-oF subsystem", a_create_subsystem, NULL, false},
 	{"nvmf_delete_subsystem", "Delete an NVMe-oF subsystem", a_nqn, NULL, false},
 	{"nvmf_get_subsystems", "List NVMe-oF subsystems", a_opt_nqn, NULL, false},
-	{"nvmf_subsystem_add_listener", "Add a listener to a subsystem", a_listener, fix_listener, false},
+	{"nvmf_subsystem_add_listener", "Add a listener to a subsystem", a_add_listener, fix_listener, false},
 	{"nvmf_subsystem_remove_listener", "Remove a listener from a subsystem", a_listener, fix_listener, false},
 	{"nvmf_subsystem_listener_set_ana_state", "Set the ANA state of a listener", a_set_ana_state, fix_listener,
 	 false},

@@ -93,6 +93,18 @@ void dbk_nvmf_tgt_new_qpair(struct dbk_nvmf_qpair *qp)
 	H.local_rc = H.ops->qpair_get_local_addr(qp, &H.local);
 }
 
+/* No secure listener in these tests: no host has a TLS PSK. */
+int dbk_nvmf_tgt_tls_psk(const char *subnqn, const char *hostnqn, const struct dbk_nvmf_listen_addr *local,
+			 char *secret, size_t len)
+{
+	(void)subnqn;
+	(void)hostnqn;
+	(void)local;
+	(void)secret;
+	(void)len;
+	return -ENOENT;
+}
+
 static void set_status(struct dbk_nvmf_request *req, int sct, int sc)
 {
 	nvme_cpl_set_status(req->rsp, sct, sc, 1);
