@@ -55,6 +55,8 @@ struct host_req {
 	uint32_t cmd_ddgst;
 	struct host_h2c_pdu *h2c_pdus;
 	unsigned h2c_next;
+	uint32_t tx_pending;	/* entries of the tx ring (capsule, H2CData) that still point into this request */
+	bool cpl_deferred;	/* completed by the target while tx_pending: the callback runs once they are sent */
 };
 
 enum host_rx_state { RX_CH, RX_PAD, RX_DATA, RX_DDGST };
@@ -78,6 +80,7 @@ struct host_qpair {
 	unsigned big_c2h;	/* outstanding large reads with payload still to come: keep staging reads short */
 
 	struct iovec *txr;	/* ring of pending iovecs */
+	struct host_req **txo;	/* the request each ring entry belongs to */
 	size_t txcap, txhead, txtail, txoff;
 
 	uint8_t *rbuf;
