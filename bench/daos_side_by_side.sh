@@ -4,23 +4,29 @@
 # same placement: target on TGT_CORE, client on CLIENT_CORE, NVMe/TCP over loopback.
 #
 #   SPDK_DIR=/opt/spdk/spdk DBK_BUILD_DIR=build-daos bench/daos_side_by_side.sh
+#   SPDK_DIR=/opt/spdk TARGETS="local malloc" bench/daos_side_by_side.sh     # no DAOS needed
+#   bench/local_vs_malloc.sh                                                  # the README's local-engine table
 #
 # Runs go in rounds: in each round every target in TARGETS is started, its bdev prefilled, every workload run
 # once, and the target stopped; REPEAT rounds. The table gives per target and workload the median of the
-# rounds, with the range of IOPS.
+# rounds, with the range of IOPS; with both local and malloc in TARGETS, a second table gives the local
+# engine's IOPS as a share of malloc's, against issue 13's goals.
 #
-# Needs: a live DAOS (daos_agent running; the pool DAOS_POOL), daosblk built with -DDAOS_PREFIX, SPDK built
-# --with-daos at SPDK_DIR (build/bin/nvmf_tgt, build/bin/spdk_nvme_perf, scripts/rpc.py), root.
+# Needs: for the daosblk and spdk targets a live DAOS (daos_agent running; the pool DAOS_POOL), daosblk built
+# with -DDAOS_PREFIX, SPDK built --with-daos at SPDK_DIR (build/bin/nvmf_tgt, scripts/rpc.py); for CLIENT=spdk
+# SPDK_DIR/build/bin/spdk_nvme_perf; root.
 #
-# Environment (all optional but SPDK_DIR):
-#   DAOS_PREFIX (/opt/daos)  DAOS_POOL (test-pool)  SIZE_MB (1024)  BLOCK_SIZE (4096)
+# Environment (all optional):
+#   SPDK_DIR  DAOS_PREFIX (/opt/daos)  DAOS_POOL (test-pool)  SIZE_MB (1024)  BLOCK_SIZE (4096)
 #   TARGETS ("daosblk spdk local"; also "malloc"; without daosblk and spdk no DAOS is needed)  WORKLOADS (all of: rr4k_q1 rr4k_q32 rr4k_q128 rw4k_q1 rw4k_q32 rw4k_q128
 #   sr128k_q16 sw128k_q16; rrw4k_q32 = 4K randrw 70/30 is not in the default)  RUNTIME (10 s)  REPEAT (3)  TGT_CORE (0)  CLIENT_CORE (1)  PORT (4430)
+#   CLIENT (spdk when SPDK_DIR/build/bin/spdk_nvme_perf exists, else daosblk: daosblk-perf, the same -q -o -w -M)
 #   SPDK_MEM_MB (1024: SPDK runs with --no-huge -s SPDK_MEM_MB)  RESULTS_DIR (kept; default a temp dir)
 #   DBK_TGT_ARGS (extra daosblk-tgt arguments, e.g. --busy-poll)
+#   DBK_DFS_LOCAL_MMAP (the local engine's mapping: read, the default; rw; off) is passed on to daosblk-tgt
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-: "${SPDK_DIR:?set SPDK_DIR to an SPDK build with --with-daos}"
+: "${SPDK_DIR:=}"
 : "${DBK_BUILD_DIR:=$top/build}"
 : "${DAOS_PREFIX:=/opt/daos}" "${DAOS_POOL:=test-pool}" "${SIZE_MB:=1024}" "${BLOCK_SIZE:=4096}"
 : "${TARGETS:=daosblk spdk local}" "${RUNTIME:=10}" "${REPEAT:=3}" "${TGT_CORE:=0}" "${CLIENT_CORE:=1}"
@@ -40,10 +46,20 @@ SRPC=$SPDK_DIR/scripts/rpc.py
 SOCK=$RESULTS_DIR/rpc.sock
 # SPDK's binaries link libdaos (no RUNPATH to DAOS's library directory)
 SPDK_ENV=(env "LD_LIBRARY_PATH=$DAOS_PREFIX/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
-for b in "$TGT" "$DRPC" "$DPERF" "$DFS" "$SPERF"; do
+if [ -z "${CLIENT:-}" ]; then
+    CLIENT=daosblk
+    [ -n "$SPDK_DIR" ] && [ -x "$SPERF" ] && CLIENT=spdk
+fi
+case $CLIENT in spdk|daosblk) ;; *) echo "CLIENT must be spdk or daosblk" >&2; exit 2;; esac
+for b in "$TGT" "$DRPC" "$DPERF" "$DFS"; do
     [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }
 done
+if [ "$CLIENT" = spdk ]; then
+    [ -n "$SPDK_DIR" ] || { echo "CLIENT=spdk needs SPDK_DIR" >&2; exit 2; }
+    [ -x "$SPERF" ] || { echo "missing $SPERF" >&2; exit 2; }
+fi
 case " $TARGETS " in *" spdk "*)
+    [ -n "$SPDK_DIR" ] || { echo "TARGETS with spdk need SPDK_DIR" >&2; exit 2; }
     for b in "$SNVMF" "$SRPC"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }; done;; esac
 for w in $WORKLOADS; do
     case $w in rr4k_q1|rr4k_q32|rr4k_q128|rw4k_q1|rw4k_q32|rw4k_q128|rrw4k_q32|sr128k_q16|sw128k_q16) ;;
@@ -138,19 +154,29 @@ for r in $(seq 1 "$REPEAT"); do
         for w in $WORKLOADS; do
             out=$RESULTS_DIR/$t.$w.$r.txt
             c0=$(cpu_ticks); t0=$(date +%s.%N)
-            # shellcheck disable=SC2046
-            taskset -c "$CLIENT_CORE" "${SPDK_ENV[@]}" "$SPERF" --no-huge -s "$SPDK_MEM_MB" -c "[$CLIENT_CORE]" $(wl_args "$w") \
-                -t "$RUNTIME" -L -r "$TRID" >"$out" 2>&1 || echo "run $t $w $r failed (see $out)" >&2
+            if [ "$CLIENT" = spdk ]; then
+                # shellcheck disable=SC2046
+                taskset -c "$CLIENT_CORE" "${SPDK_ENV[@]}" "$SPERF" --no-huge -s "$SPDK_MEM_MB" -c "[$CLIENT_CORE]" $(wl_args "$w") \
+                    -t "$RUNTIME" -L -r "$TRID" >"$out" 2>&1 || echo "run $t $w $r failed (see $out)" >&2
+            else
+                # shellcheck disable=SC2046
+                taskset -c "$CLIENT_CORE" "$DPERF" -c "[$CLIENT_CORE]" $(wl_args "$w") -t "$RUNTIME" -r "$TRID" --json \
+                    --no-progress >"$out.json" 2>"$out" || echo "run $t $w $r failed (see $out)" >&2
+            fi
             c1=$(cpu_ticks); t1=$(date +%s.%N)
             echo "tgt_cpu_pct $(echo "($c1 - $c0) * 100 / $(getconf CLK_TCK) / ($t1 - $t0)" | bc -l)" >>"$out"
-            echo "$t $w round $r: $(awk '/^Total/ {print int($3) " IOPS"}' "$out")" >&2
+            if [ "$CLIENT" = spdk ]; then
+                echo "$t $w round $r: $(awk '/^Total/ {print int($3) " IOPS"}' "$out")" >&2
+            else
+                echo "$t $w round $r: $(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["iops"]), "IOPS")' "$out.json" 2>/dev/null)" >&2
+            fi
         done
         stop_target
     done
 done
 
-python3 - "$RESULTS_DIR" "$TARGETS" "$WORKLOADS" "$REPEAT" <<'PY'
-import re, statistics, sys
+python3 - "$RESULTS_DIR" "$TARGETS" "$WORKLOADS" "$REPEAT" "$CLIENT" <<'PY'
+import json, re, statistics, sys
 d, targets, wls, rep = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4])
 def parse(path):
     r = {}
@@ -158,6 +184,15 @@ def parse(path):
         txt = open(path).read()
     except OSError:
         return None
+    try:  # daosblk-perf --json
+        j = json.load(open(path + ".json"))
+        r = {"iops": j["iops"], "mib": j["mibps"], "avg": float("nan"), "p50": j["latency_us"]["p50"],
+             "p99": j["latency_us"]["p99"], "p999": j["latency_us"]["p99_9"]}
+        mm = re.search(r"^tgt_cpu_pct ([\d.]+)", txt, re.M)
+        r["cpu"] = float(mm.group(1)) if mm else float("nan")
+        return r
+    except (OSError, ValueError, KeyError):
+        pass
     m = re.search(r"^Total\s*:\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)", txt, re.M)
     if not m:
         return None
@@ -169,6 +204,7 @@ def parse(path):
     mm = re.search(r"^tgt_cpu_pct ([\d.]+)", txt, re.M)
     r["cpu"] = float(mm.group(1)) if mm else float("nan")
     return r
+meds = {}
 print("| workload | target | IOPS (median, range) | MiB/s | p50 us | p99 us | p99.9 us | target CPU % |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for w in wls:
@@ -181,4 +217,25 @@ for w in wls:
         lo, hi = min(x["iops"] for x in runs), max(x["iops"] for x in runs)
         print("| %s | %s | %.0f (%.0f-%.0f) | %.1f | %.0f | %.0f | %.0f | %.0f |" % (
             w, t, med["iops"], lo, hi, med["mib"], med["p50"], med["p99"], med["p999"], med["cpu"]))
+        meds[(t, w)] = med["iops"]
+if "local" in targets and "malloc" in targets:
+    goal = {"rr4k_q1": 85, "rr4k_q32": 85, "rr4k_q128": 85, "rw4k_q1": 60, "rw4k_q32": 60, "rw4k_q128": 60,
+            "rrw4k_q32": None, "sr128k_q16": 80, "sw128k_q16": 80}
+    print()
+    print("| workload | local IOPS | malloc IOPS | local / malloc | goal (issue 13) |")
+    print("|---|---:|---:|---:|---|")
+    for w in wls:
+        a, b = meds.get(("local", w)), meds.get(("malloc", w))
+        if a is None or not b:
+            continue
+        g = goal.get(w)
+        print("| %s | %.0f | %.0f | %.0f %% | %s |" % (w, a, b, 100 * a / b,
+              "-" if g is None else "%d %%, %s" % (g, "met" if 100 * a / b >= g else "not met")))
+print()
+print("Client: %s; medians of %d round(s)." % ("SPDK spdk_nvme_perf -L" if sys.argv[5] == "spdk" else "daosblk-perf", rep))
 PY
+echo
+echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)');" \
+    "build $DBK_BUILD_DIR; kernel $(uname -r); $(nproc) cores; targets on core $TGT_CORE, client on core $CLIENT_CORE;" \
+    "${SIZE_MB} MiB bdevs of ${BLOCK_SIZE} B blocks prefilled with 128K writes; local engine root on $(df -T "$LROOT" | awk 'NR == 2 {print $2}');" \
+    "DBK_DFS_LOCAL_MMAP=${DBK_DFS_LOCAL_MMAP:-read (default)}; ${RUNTIME} s runs; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

@@ -68,7 +68,8 @@ PERF=$BUILD/tools/perf/daosblk-perf
 DFS=$BUILD/tools/dfs/daosblk-dfs
 CEIL=$BUILD/bench/daosblk-tcp-ceiling
 
-BDEV=${BDEV:-malloc}
+USER_CEILING=${CEILING:-}
+BDEV=${BDEV:-malloc daos}
 SIZE_MB=${SIZE_MB:-512}
 BLOCK_SIZE=${BLOCK_SIZE:-4096}
 ADDR=${ADDR:-127.0.0.1}
@@ -86,7 +87,7 @@ DAOS_POOL=${DAOS_POOL:-bench-pool}
 DAOS_CONT=${DAOS_CONT:-bench-cont}
 TGT_ARGS=${TGT_ARGS:-}
 PERF_ARGS=${PERF_ARGS:-}
-CEILING=${CEILING:-$([[ $BDEV == malloc ]] && echo 1 || echo 0)}
+CEILING=${CEILING:-$([[ $BDEV == malloc || $BDEV == "malloc "* ]] && echo 1 || echo 0)}
 CEILING_SIZE=${CEILING_SIZE:-131072}
 if [[ -z ${TCP_CC:-} ]]; then
 	TCP_CC=system
@@ -135,6 +136,110 @@ mask_core() { # first core of a core mask (0x3, 3) or list ([1,2]); fails on any
 	while ((!(m & 1))); do m=$((m >> 1)); c=$((c + 1)); done
 	echo "$c"
 }
+
+# ------------------------------------------------------------------ side by side (BDEV is a list)
+# Each round serves every bdev of the list in turn (a target of its own, REPEAT=1, this script once per
+# bdev), so a slow spell of the machine costs one round of every bdev, not all runs of one. The local
+# engine's file stays in one DFS_ROOT across the rounds (written once, in round 1); malloc is prefilled each
+# time. Then the local ceiling (fio on the local engine's file), and the tables.
+if [[ $BDEV == *" "* ]]; then
+	for b in $BDEV; do
+		[[ $b == malloc || $b == uring || $b == daos ]] || die "BDEV must be malloc, uring or daos, or a list of them"
+	done
+	[[ " $BDEV " != *" daos "* || $DAOS_ENGINE == local ]] || die "a BDEV list serves the daos bdev on the local engine only"
+	SBS=$(mktemp -d /tmp/daosblk-bench.XXXXXX)
+	RESULTS_DIR=${RESULTS_DIR:-$SBS/results}
+	mkdir -p "$RESULTS_DIR"
+	SBS_DFS_ROOT=${DFS_ROOT:-$SBS/dfs}
+	SBS_LOCAL_CEILING=${LOCAL_CEILING:-$([[ " $BDEV " == *" daos "* ]] && command -v fio >/dev/null && echo 1 || echo 0)}
+	[[ $SBS_LOCAL_CEILING == 0 || " $BDEV " == *" daos "* ]] || die "LOCAL_CEILING=1 needs daos in BDEV"
+	[[ $SBS_LOCAL_CEILING == 0 ]] || command -v fio >/dev/null || die "LOCAL_CEILING=1 needs fio (apt-get install fio)"
+	trap '[[ -n ${DFS_ROOT:-} ]] || rm -rf "$SBS_DFS_ROOT"; rmdir "$SBS" 2>/dev/null || true' EXIT
+	trap 'exit 130' INT TERM
+	sbs_load=$(cut -d' ' -f1-3 /proc/loadavg)
+	for rep in $(seq "$REPEAT"); do
+		for b in $BDEV; do
+			d=$RESULTS_DIR/$b.$rep
+			# the raw TCP ceiling once, with the first bdev of round 1 (before its target starts)
+			ceil=0
+			[[ $rep == 1 && $b == "${BDEV%% *}" ]] && ceil=${USER_CEILING:-$([[ $b == malloc ]] && echo 1 || echo 0)}
+			pre=${PREFILL:-1}
+			[[ $b == daos && $rep -gt 1 ]] && pre=0
+			log "$b round $rep/$REPEAT"
+			BDEV=$b REPEAT=1 RESULTS_DIR=$d DFS_ROOT=$SBS_DFS_ROOT LOCAL_CEILING=0 CEILING=$ceil PREFILL=$pre \
+				bash "${BASH_SOURCE[0]}" >"$d.md" 2>"$d.err" || die "$b round $rep failed: $(tail -3 "$d.err")"
+		done
+	done
+	ceiling_md=
+	if [[ $SBS_LOCAL_CEILING == 1 ]]; then
+		bdev_file=$(ls "$SBS_DFS_ROOT"/pools/*/conts/*/data/Bench0 2>/dev/null | head -1)
+		[[ -f $bdev_file ]] || die "cannot find the daos bdev's file under $SBS_DFS_ROOT"
+		log "local ceiling: fio on $bdev_file"
+		ceiling_md=$RESULTS_DIR/fio_ceiling.md
+		# shellcheck disable=SC2086
+		CORE=$(mask_core "$TGT_MASK") RUNTIME=$RUNTIME REPEAT=$REPEAT WORKLOADS="$WORKLOADS" \
+			"$SRC_DIR/bench/fio_ceiling.sh" "$bdev_file" >"$ceiling_md" 2>"$RESULTS_DIR/fio_ceiling.err" ||
+			die "local ceiling failed: $(tail -3 "$RESULTS_DIR/fio_ceiling.err")"
+	fi
+	echo "## daosblk bench: $BDEV side by side$([[ $BUSY_POLL == 1 ]] && echo ', --busy-poll')$([[ $DIGESTS == 1 ]] && echo ', header+data digests')"
+	echo
+	# shellcheck disable=SC2086
+	python3 - "$RESULTS_DIR" "$REPEAT" "$BDEV" "$ceiling_md" $WORKLOADS <<'EOF'
+import json, re, statistics, sys
+d, rep, bdevs, ceil, names = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4], sys.argv[5:]
+label = {"malloc": "malloc", "daos": "daos (local engine)", "uring": "uring"}
+runs = {b: {n: [json.load(open(f"{d}/{b}.{i}/{n}.1.json")) for i in range(1, rep + 1)] for n in names} for b in bdevs}
+fio = {}
+if ceil:
+    for line in open(ceil):
+        m = re.match(r"^\| (\S+) \| ([\d,]+) \|", line)
+        if m:
+            fio[m.group(1)] = float(m.group(2).replace(",", ""))
+med = lambda rs, f: statistics.median(f(r) for r in rs)
+iops = lambda b, n: med(runs[b][n], lambda r: r["iops"])
+base = bdevs[0]
+hdr = ["workload"] + [f"{label[b]} IOPS" for b in bdevs] + [f"{label[b]} / {base}" for b in bdevs[1:]]
+if fio:
+    hdr += ["fio ceiling IOPS (no network)", "daos / fio ceiling"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "---|" + "---:|" * (len(hdr) - 1))
+for n in names:
+    row = [n] + [f"{iops(b, n):,.0f}" for b in bdevs] + [f"{100 * iops(b, n) / iops(base, n):.0f} %" for b in bdevs[1:]]
+    if fio:
+        c = fio.get(n)
+        row += [f"{c:,.0f}" if c else "-", f"{100 * iops('daos', n) / c:.0f} %" if c and "daos" in bdevs else "-"]
+    print("| " + " | ".join(row) + " |")
+print()
+for b in bdevs:
+    print(f"### {label[b]}")
+    print()
+    print("| workload | IOPS | MiB/s | p50 us | p99 us | p99.9 us | target CPU % | IOPS of each round |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for n in names:
+        rs = runs[b][n]
+        m = lambda f: med(rs, f)
+        print(f"| {n} | {m(lambda r: r['iops']):,.0f} | {m(lambda r: r['mibps']):,.1f} "
+              f"| {m(lambda r: r['latency_us']['p50']):.1f} | {m(lambda r: r['latency_us']['p99']):.1f} "
+              f"| {m(lambda r: r['latency_us']['p99_9']):.1f} | {m(lambda r: r['target_cpu_pct']):.0f} "
+              f"| {' / '.join(format(r['iops'] / 1000, '.0f') + 'K' for r in rs)} |")
+    print()
+EOF
+	if [[ -n $ceiling_md ]]; then
+		echo "### local ceiling: fio on the daos bdev's file (no network; bench/fio_ceiling.sh)"
+		echo
+		cat "$ceiling_md"
+		echo
+	fi
+	echo "Side by side: $REPEAT round(s); in each, every bdev of '$BDEV' in turn, a target of its own, every workload once"
+	echo "(${RUNTIME} s); medians of the rounds. Load average before the first round: $sbs_load. Each bdev's conditions:"
+	for b in $BDEV; do
+		echo
+		echo "$b, round 1: $(sed -n '/^Conditions:/,$p' "$RESULTS_DIR/$b.1.md" | sed '/^$/d' | tr '\n' ' ')"
+	done
+	echo
+	log "raw results: $RESULTS_DIR"
+	exit 0
+fi
 
 WORK=$(mktemp -d /tmp/daosblk-bench.XXXXXX)
 RESULTS_DIR=${RESULTS_DIR:-$WORK/results}

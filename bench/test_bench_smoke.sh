@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench_run_smoke: bench/run.sh end to end, briefly. It starts the real target, serves a malloc bdev over
-# loopback NVMe/TCP and runs two workloads twice with daosblk-perf, in rounds. Checks that every run moved
+# loopback NVMe/TCP and runs two workloads twice with daosblk-perf, in rounds; then the default side by
+# side run (malloc and the daos bdev on the local engine, in turns, with fio's local ceiling when fio is
+# installed) once, briefly. Checks that every run moved
 # I/O, that the runs went in rounds, that the table has one row per workload with the IOPS of each run, and
 # that the target is gone afterwards; and that a bad ORDER or workload name is refused before any target
 # starts. Speed is not asserted (that is what the benchmark is for).
@@ -18,7 +20,7 @@ fail() {
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cores=$(python3 -c 'import os; print(" ".join(map(str, sorted(os.sched_getaffinity(0)))))')
 read -r c0 c1 _ <<<"$cores $cores"
-export PORT RUNTIME=1 REPEAT=2 CEILING=0 SIZE_MB=16 RESULTS_DIR=$W/results TGT_MASK="[$c0]" PERF_MASK="[$c1]"
+export PORT RUNTIME=1 REPEAT=2 CEILING=0 SIZE_MB=16 RESULTS_DIR=$W/results TGT_MASK="[$c0]" PERF_MASK="[$c1]" BDEV=malloc
 export WORKLOADS="randread-4k-qd1 write-128k-qd16"
 
 bash "$RUN" >"$W/out" 2>"$W/err" || fail "bench/run.sh exited $?"
@@ -57,6 +59,25 @@ done
 
 # The target was stopped: nothing listens on the port any more.
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then fail "something still listens on $PORT"; fi
+
+# The default: malloc and the local engine side by side, in rounds, one table with the local engine's share.
+unset BDEV
+RESULTS_DIR=$W/sbs WORKLOADS=randwrite-4k-qd32 bash "$RUN" >"$W/out" 2>"$W/err" || fail "side by side run exited $?"
+cat "$W/out"
+order=$(sed -n 's/^bench: \([a-z]*\) round \([0-9]\)\/2$/\1.\2/p' "$W/err" | tr '\n' ' ')
+[[ $order == "malloc.1 daos.1 malloc.2 daos.2 " ]] || fail "side by side not in rounds: $order"
+row=$(grep '^| randwrite-4k-qd32 | [0-9,]* | [0-9,]* | [0-9]* % |' "$W/out") || fail "no side by side row"
+for f in malloc.1 malloc.2 daos.1 daos.2; do
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["iops"] > 0 else 1)' \
+		"$W/sbs/$f/randwrite-4k-qd32.1.json" || fail "$f: no I/O"
+done
+grep -q '^### daos (local engine)$' "$W/out" || fail "no local engine table"
+if command -v fio >/dev/null; then
+	grep -q '^### local ceiling: fio' "$W/out" || fail "fio is installed but no local ceiling table"
+	awk -F'|' '{print $6}' <<<"$row" | grep -q '[0-9]' || fail "no fio ceiling column: $row"
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then fail "something still listens on $PORT"; fi
+export BDEV=malloc
 
 # Bad settings are refused before a target starts.
 for bad in "ORDER=sideways:ORDER must be rounds or grouped" "WORKLOADS=randread-4k-qd7:unknown workload randread-4k-qd7"; do

@@ -15,21 +15,35 @@
  *
  * Inline I/O. Page-cache reads and writes are done by the polling thread
  * itself, in the submitting call, and their callbacks run from the next poll():
- *  - a read is preadv2(RWF_NOWAIT): data in the page cache is copied at once;
+ *  - a read is a copy from a shared mapping of the file (the page cache's own
+ *    pages: no syscall; see "the mapping" below), or where the mapping cannot
+ *    serve it, preadv2(RWF_NOWAIT): data in the page cache is copied at once;
  *    if any of it would need the disk (EAGAIN) the read goes through the ring.
- *  - a write whose offset and length are multiples of the file's block and page
- *    size (so the kernel never reads a block to merge it) is a plain pwritev
- *    into the page cache. ext4 cannot do buffered writes without blocking
- *    (RWF_NOWAIT: EOPNOTSUPP), so io_uring hands every one of them to an io-wq
- *    worker thread, which on a small machine competes for the core with the
- *    polling thread: measured on ext4, every write went to a worker and 4K
- *    random writes ran at a fraction of the target's other bdevs. A write
- *    into the page cache returns in microseconds unless the kernel throttles
- *    dirty pages or the inode is locked; so writes go through the ring while a
- *    punch (fallocate) of this queue is in flight, and for BACKOFF_NS after an
- *    inline write that took longer than SLOW_NS.
- * Durability is the same either way: a completed write is in the page cache,
- * and flush() is fdatasync.
+ *    Two copies through the mapping that waited (MAP_SLOW_NS: a page read
+ *    from the disk, a lock), fewer than MAP_SLOW_WINDOW copies apart, rest
+ *    the mapping for BACKOFF_NS, twice as
+ *    long each time the next try comes within one rest (up to
+ *    MAP_REST_MAX_NS), so a cold page cache costs the polling thread a couple
+ *    of blocking faults every few seconds, not one per read.
+ *  - a write, with DBK_DFS_LOCAL_MMAP=rw, is a copy into the mapping too.
+ *    Not the default: a write fault marks a whole large folio dirty (ext4 keeps
+ *    128 KiB and larger folios for data written in large pieces), so 4 KiB
+ *    random writes can make writeback, and the fdatasync of a FLUSH, write up
+ *    to the folio's size for each 4 KiB; pwritev dirties the 4 KiB it writes.
+ *  - otherwise a write whose offset and length are multiples of the file's
+ *    block and page size (so the kernel never reads a block to merge it) is a
+ *    plain pwritev into the page cache. ext4 cannot do buffered writes without
+ *    blocking (RWF_NOWAIT: EOPNOTSUPP), so io_uring hands every one of them to
+ *    an io-wq worker thread, which on a small machine competes for the core
+ *    with the polling thread: measured on ext4, every write went to a worker
+ *    and 4K random writes ran at a fraction of the target's other bdevs. A
+ *    write into the page cache returns in microseconds unless the kernel
+ *    throttles dirty pages or the inode is locked; so writes go through the
+ *    ring while a punch (fallocate) of this queue is in flight, and for
+ *    BACKOFF_NS after an inline write that took longer than SLOW_NS.
+ * Durability is the same either way: a completed write is in the page cache
+ * (written through a descriptor or the mapping, the same pages), and flush() is
+ * fdatasync, which writes back pages dirtied through any mapping.
  *
  * Locks (advisory, flock(2)): <root>/.lock, exclusive, serialises creates and
  * destroys across processes. Every open file holds a shared lock on itself
@@ -47,10 +61,14 @@
 #include <linux/falloc.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -80,6 +98,11 @@ struct dbk_dfs_fs {
 struct dbk_dfs_file {
 	int fd;
 	uint32_t inline_align;	/* writes aligned to this go inline (block and page size); 0: never */
+	bool map_writes;	/* writes go through the mapping too (DBK_DFS_LOCAL_MMAP) */
+	char *map;		/* shared mapping of the file (map_reserve bytes), NULL: none */
+	uint64_t map_reserve;	/* bytes mapped: the file's size at open and room to grow */
+	uint64_t map_len;	/* bytes of the mapping inside the file (its size, page-aligned down) */
+	uint64_t map_checked_ns;	/* when map_len was last refreshed from fstat (by I/O beyond it) */
 	char name[256];
 	char sidecar[PATH_MAX];	/* xattr sidecar json, used when the file system lacks user xattrs */
 };
@@ -91,6 +114,11 @@ struct dbk_dfs_eq {
 	uint32_t punches;		/* fallocates in the ring: writes go through the ring meanwhile */
 	bool inline_reads;		/* false once the file system refused RWF_NOWAIT */
 	uint64_t ring_writes_until;	/* CLOCK_MONOTONIC ns: writes go through the ring until then */
+	uint64_t map_until;		/* CLOCK_MONOTONIC ns: no I/O through the mapping until then */
+	uint32_t map_slow;		/* copies through the mapping slower than MAP_SLOW_NS, fewer than
+					   MAP_SLOW_WINDOW fast ones apart */
+	uint32_t map_fast;		/* fast copies since the last slow one */
+	uint64_t map_rest_ns;		/* length of the mapping's last rest */
 	struct dbk_dfs_op *done_head;	/* completed inline; callbacks run from poll() */
 	struct dbk_dfs_op **done_tail;
 };
@@ -98,6 +126,18 @@ struct dbk_dfs_eq {
 /* An inline write slower than this (throttled, or waiting for the inode) sends writes to the ring for BACKOFF_NS. */
 #define SLOW_NS (4ull * 1000 * 1000)
 #define BACKOFF_NS (100ull * 1000 * 1000)
+/*
+ * A copy through the mapping slower than this waited for something (a page read from the disk, the
+ * inode's invalidate lock, dirty throttling): no copies through the mapping for BACKOFF_NS. A 4 KiB
+ * copy takes about a microsecond, with a minor fault a few; an SSD read takes 50-100 us.
+ */
+#define MAP_SLOW_NS (50ull * 1000)
+#define MAP_SLOW_RUN 2
+#define MAP_SLOW_WINDOW 64
+/* Rests that follow each other double, from BACKOFF_NS up to this. */
+#define MAP_REST_MAX_NS (32 * BACKOFF_NS)
+/* How often I/O beyond map_len may look at the file's size again (another process or handle grew it). */
+#define MAP_RECHECK_NS (1000ull * 1000 * 1000)
 
 enum lop_kind { LOP_READ, LOP_WRITE, LOP_FSYNC, LOP_PUNCH };
 
@@ -1121,6 +1161,175 @@ static int local_umount(struct dbk_dfs_fs *fs)
 	return 0;
 }
 
+/* ------------------------------------------------------------ the mapping */
+
+/*
+ * Each open file is also mapped MAP_SHARED: its pages are the page cache's own,
+ * the ones pread and pwrite copy from and to, so another process's writes
+ * (through its descriptor or its own mapping) are seen at once and durability
+ * is the same (fdatasync writes back pages dirtied through any mapping).
+ *
+ * An access to the mapping can raise SIGBUS instead of returning an error: past
+ * the end of a file another process shrank, a page that cannot be read (EIO), a
+ * hole that cannot be allocated (ENOSPC, EDQUOT). Copies run under a guard: the
+ * SIGBUS handler jumps out of a guarded copy whose address is in its mapping,
+ * and the I/O is done again by syscall, which gets the real error. Any other
+ * SIGBUS goes to the handler installed before ours, or ends the process as
+ * without us.
+ *
+ * What the mapping serves: [0, map_len), the file's size when last looked at
+ * (open, get_size, set_size, and I/O beyond it, at most once per
+ * MAP_RECHECK_NS), page-aligned down, so a copy never touches the part of the
+ * last page past the end; nothing while a punch of this queue is in flight
+ * (the punch holds the invalidate lock a fault waits for). The cost: pages
+ * touched through it count in the process's RSS (shared file pages, reclaimed
+ * as page cache), and its page tables take 8 bytes per 4 KiB page touched.
+ */
+static __thread sigjmp_buf *volatile t_guard_env;
+static __thread char *volatile t_guard_lo;
+static __thread char *volatile t_guard_hi;
+static struct sigaction g_old_bus;
+
+static void bus_handler(int sig, siginfo_t *si, void *uc)
+{
+	sigjmp_buf *env = t_guard_env;
+	char *a = si->si_addr;
+
+	if (env != NULL && si->si_code > 0 && a >= t_guard_lo && a < t_guard_hi) {
+		t_guard_env = NULL;
+		siglongjmp(*env, 1);
+	}
+	if (g_old_bus.sa_handler != SIG_DFL && g_old_bus.sa_handler != SIG_IGN) {
+		if (g_old_bus.sa_flags & SA_SIGINFO)
+			g_old_bus.sa_sigaction(sig, si, uc);
+		else
+			g_old_bus.sa_handler(sig);
+		return;
+	}
+	/* the default action (a fault's SIGBUS cannot be ignored): it comes when the access runs again on return */
+	{
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		sigaction(SIGBUS, &dfl, NULL);
+	}
+	if (si->si_code <= 0)
+		raise(SIGBUS);
+}
+
+/*
+ * Install bus_handler unless it is SIGBUS's handler already (called at each file open: a library that set
+ * its own handler since is then chained behind ours).
+ */
+static bool bus_install(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct sigaction sa, cur;
+	bool ok = true;
+
+	pthread_mutex_lock(&lock);
+	if (sigaction(SIGBUS, NULL, &cur) != 0) {
+		ok = false;
+	} else if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == bus_handler)) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = bus_handler;
+		/* SA_NODEFER: the jump out of the handler leaves SIGBUS unblocked (sigsetjmp does not save the mask) */
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+		sigemptyset(&sa.sa_mask);
+		g_old_bus = cur;
+		ok = sigaction(SIGBUS, &sa, NULL) == 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+/*
+ * Copy between iov and the file's mapping at off (to the mapping if write); false if the mapping faulted.
+ * noinline: nothing of the caller's lives across the jump.
+ */
+static __attribute__((noinline)) bool map_copy(struct dbk_dfs_file *f, const struct iovec *iov, int iovcnt, uint64_t off,
+					       bool write)
+{
+	sigjmp_buf env;
+	char *p = f->map + off;
+
+	if (sigsetjmp(env, 0) != 0)
+		return false;
+	t_guard_lo = f->map;
+	t_guard_hi = f->map + f->map_reserve;
+	t_guard_env = &env;
+	atomic_signal_fence(memory_order_seq_cst);
+	for (int i = 0; i < iovcnt; i++) {
+		if (write)
+			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		else
+			memcpy(iov[i].iov_base, p, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+	atomic_signal_fence(memory_order_seq_cst);
+	t_guard_env = NULL;
+	return true;
+}
+
+/*
+ * DBK_DFS_LOCAL_MMAP: which I/O goes through the mapping. "read" (the default): reads; "rw": reads and
+ * writes; "off": none (all I/O by syscall). Anything else: the default.
+ */
+enum { MAP_OFF, MAP_READ, MAP_RW };
+
+static int map_mode(void)
+{
+	const char *v = getenv("DBK_DFS_LOCAL_MMAP");
+
+	if (v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0))
+		return MAP_OFF;
+	if (v != NULL && strcmp(v, "rw") == 0)
+		return MAP_RW;
+	return MAP_READ;
+}
+
+static void map_set_len(struct dbk_dfs_file *f, uint64_t size)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	size -= size % page;
+	f->map_len = size < f->map_reserve ? size : f->map_reserve;
+}
+
+/*
+ * Map the file: its size and as much again (at most 1 TiB more; 2 GiB at least) to grow into without a new
+ * mapping. I/O beyond what is mapped goes by syscall. MADV_DONTFORK: a child process gets none of it.
+ */
+static void map_open(struct dbk_dfs_file *f, const struct stat *st)
+{
+	const uint64_t gib = 1ull << 30;
+	uint64_t size = (uint64_t)st->st_size, want;
+	int mode = map_mode();
+	void *m;
+
+	if (mode == MAP_OFF || !S_ISREG(st->st_mode) || size > (1ull << 46))
+		return;
+	if (!bus_install())
+		return;
+	want = size + (size < (1ull << 40) ? size : (1ull << 40));
+	want = want < 2 * gib ? 2 * gib : (want + gib - 1) / gib * gib;
+	m = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, f->fd, 0);
+	if (m == MAP_FAILED)
+		return;
+	(void)madvise(m, want, MADV_DONTFORK);
+	f->map = m;
+	f->map_reserve = want;
+	f->map_writes = mode == MAP_RW;
+	map_set_len(f, size);
+}
+
+static void map_close(struct dbk_dfs_file *f)
+{
+	if (f->map)
+		munmap(f->map, f->map_reserve);
+	f->map = NULL;
+}
+
 static int local_file_open(struct dbk_dfs_fs *fs, const char *path, const struct dbk_dfs_file_opts *opts,
 			   struct dbk_dfs_file **out, char *err, size_t errlen)
 {
@@ -1180,8 +1389,10 @@ static int local_file_open(struct dbk_dfs_fs *fs, const char *path, const struct
 		long page = sysconf(_SC_PAGESIZE);
 
 		if (fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode) && page > 0 && st.st_blksize > 0 &&
-		    st.st_blksize <= (1 << 20))
+		    st.st_blksize <= (1 << 20)) {
 			f->inline_align = (uint32_t)(st.st_blksize > page ? st.st_blksize : page);
+			map_open(f, &st);
+		}
 	}
 	*out = f;
 	return 0;
@@ -1189,6 +1400,7 @@ static int local_file_open(struct dbk_dfs_fs *fs, const char *path, const struct
 
 static int local_file_close(struct dbk_dfs_file *file)
 {
+	map_close(file);
 	close(file->fd);
 	free(file);
 	return 0;
@@ -1328,16 +1540,68 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether [off, off + len) may go through the mapping now (see the top of the file). */
+static bool map_usable(struct dbk_dfs_eq *eq, struct dbk_dfs_file *f, const struct lop *l, uint64_t now)
+{
+	if (f->map == NULL || (l->kind == LOP_WRITE && !f->map_writes) || eq->punches > 0 || now < eq->map_until)
+		return false;
+	if (l->off > f->map_len || l->total > f->map_len - l->off) {
+		struct stat st;
+		/* beyond the size we know: the file may have grown (another handle or process); look now and then */
+		if (l->off > f->map_reserve || l->total > f->map_reserve - l->off || now - f->map_checked_ns < MAP_RECHECK_NS)
+			return false;
+		f->map_checked_ns = now;
+		if (fstat(f->fd, &st) != 0)
+			return false;
+		map_set_len(f, (uint64_t)st.st_size);
+		return l->off <= f->map_len && l->total <= f->map_len - l->off;
+	}
+	return true;
+}
+
 /*
  * Do a read or write inline (see the top of the file): true if done, the result in l->res and the op on
  * the done list; false to go through the ring.
  */
 static bool try_inline(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct lop *l, struct dbk_dfs_op *op)
 {
+	uint64_t t0;
 	ssize_t r;
 
 	if (eq->inflight >= eq->depth || l->total > INT32_MAX)
 		return false;
+	t0 = mono_ns();
+	if (map_usable(eq, file, l, t0)) {
+		bool ok = map_copy(file, l->iov, l->iovcnt, l->off, l->kind == LOP_WRITE);
+		uint64_t t1 = mono_ns();
+
+		/*
+		 * Waited (a fault that read the disk or waited for a page being read, a lock, throttling): two
+		 * such copies fewer than MAP_SLOW_WINDOW apart and the mapping rests. One alone may be the thread's
+		 * preemption on a busy machine; a cold page cache makes many copies wait, if not all (read-ahead
+		 * brings some pages in).
+		 */
+		if (t1 - t0 > MAP_SLOW_NS) {
+			eq->map_slow++;
+			eq->map_fast = 0;
+		} else if (++eq->map_fast >= MAP_SLOW_WINDOW) {
+			eq->map_slow = 0;
+		}
+		if (!ok || eq->map_slow >= MAP_SLOW_RUN) {
+			/* again within one rest of the last: a cold cache, rest twice as long (up to MAP_REST_MAX_NS) */
+			if (eq->map_rest_ns > 0 && t1 < eq->map_until + eq->map_rest_ns)
+				eq->map_rest_ns = eq->map_rest_ns * 2 > MAP_REST_MAX_NS ? MAP_REST_MAX_NS : eq->map_rest_ns * 2;
+			else
+				eq->map_rest_ns = BACKOFF_NS;
+			eq->map_until = t1 + eq->map_rest_ns;
+			eq->map_slow = 0;
+		}
+		if (ok) {
+			r = (ssize_t)l->total;
+			goto done;
+		}
+		/* faulted (SIGBUS): by syscall, which gets the error */
+	}
 	if (l->kind == LOP_READ) {
 		if (!eq->inline_reads)
 			return false;
@@ -1348,17 +1612,17 @@ static bool try_inline(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct 
 			return false;
 		}
 	} else {
-		uint64_t t0, a = file->inline_align;
+		uint64_t a = file->inline_align;
 
 		if (a == 0 || eq->punches > 0 || l->off % a != 0 || l->total % a != 0)
 			return false;
-		t0 = mono_ns();
 		if (t0 < eq->ring_writes_until)
 			return false;
 		r = pwritev(l->fd, l->iov, l->iovcnt, (off_t)l->off);
 		if (mono_ns() - t0 > SLOW_NS)
 			eq->ring_writes_until = t0 + BACKOFF_NS;
 	}
+done:
 	l->res = r < 0 ? -errno : (int)r;
 	l->next = NULL;
 	*eq->done_tail = op;
@@ -1507,6 +1771,7 @@ static int local_get_size(struct dbk_dfs_file *file, uint64_t *size)
 	if (fstat(file->fd, &st) != 0)
 		return -errno;
 	*size = (uint64_t)st.st_size;
+	map_set_len(file, *size);
 	return 0;
 }
 
@@ -1516,6 +1781,7 @@ static int local_set_size(struct dbk_dfs_file *file, uint64_t size)
 		return -EFBIG;
 	if (ftruncate(file->fd, (off_t)size) != 0)
 		return -errno;
+	map_set_len(file, size);
 	return 0;
 }
 

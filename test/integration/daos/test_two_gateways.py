@@ -65,10 +65,20 @@ class TwoGateways(unittest.TestCase):
         cls.be = be.backend().setup()
         cls.cont = cls.be.create_cont("gw-cont")
         cls.port_a, cls.port_b = nt.free_port(), nt.free_port()
-        cls.a = nt.Target(extra=cls.be.target_args())
-        cls.b = nt.Target(extra=cls.be.target_args())
-        gateway(cls.a, cls.be.pool, cls.cont, cls.port_a, 1, 99)
-        gateway(cls.b, cls.be.pool, cls.cont, cls.port_b, 100, 199)
+        cls.a = cls.b = None
+        try:
+            cls.a = nt.Target(extra=cls.be.target_args())
+            cls.b = nt.Target(extra=cls.be.target_args())
+            gateway(cls.a, cls.be.pool, cls.cont, cls.port_a, 1, 99)
+            gateway(cls.b, cls.be.pool, cls.cont, cls.port_b, 100, 199)
+        except BaseException:
+            # tearDownClass does not run when setUpClass fails: stop what started, so no daemon is left behind
+            for t in (cls.a, cls.b):
+                if t is not None:
+                    print(t.logtext()[-4000:], file=sys.stderr)
+                    t.stop()
+            cls.be.teardown()
+            raise
 
     @classmethod
     def tearDownClass(cls):
