@@ -9,7 +9,8 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       libjansson-dev liburing-dev libisal-dev uuid-dev libssl-dev libcmocka-dev
       python3 iproute2 procps util-linux e2fsprogs nvme-cli prometheus
       openssl                                  # test/integration/nvmf/test_tls.py: openssl s_client as a TLS host
-      debhelper dpkg-dev lintian help2man)     # the Debian package (debian/) and its man pages
+      debhelper dpkg-dev lintian help2man      # the Debian package (debian/) and its man pages
+      clang libclang-rt-dev llvm)              # the libFuzzer harnesses (fuzz/) and their coverage report
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: run as root (apt-get install)" >&2
