@@ -97,6 +97,13 @@ bool dbk_rpc_decode_params(struct dbk_rpc_request *req, const json_t *params, co
 /* Start listening on path (mode 0600) on the calling (main) reactor. 0 or -errno. */
 int dbk_rpc_server_start(const char *path);
 void dbk_rpc_server_stop(void);
+/*
+ * Serve an already connected, non-blocking stream socket as one more RPC
+ * connection (the fuzz harness feeds requests through a socketpair), with or
+ * without a listener. On the main reactor. 0 (fd is the server's now: closed
+ * with the connection or by dbk_rpc_server_stop), or -errno (fd untouched).
+ */
+int dbk_rpc_server_add_conn(int fd);
 /* Current state (DBK_RPC_STARTUP until framework_start_init, then DBK_RPC_RUNTIME). */
 void dbk_rpc_set_state(uint32_t state);
 uint32_t dbk_rpc_get_state(void);

@@ -437,12 +437,31 @@ static void conn_event(void *ctx, uint32_t events)
 	conn_put(c);
 }
 
+int dbk_rpc_server_add_conn(int fd)
+{
+	struct rpc_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	c->events = EPOLLIN;
+	c->h = dbk_fd_register(fd, EPOLLIN, conn_event, c, "rpc_conn");
+	if (!c->h) {
+		free(c);
+		return -EINVAL;
+	}
+	c->next = g_srv.conns;
+	if (c->next)
+		c->next->prev = c;
+	g_srv.conns = c;
+	return 0;
+}
+
 static void accept_event(void *ctx, uint32_t events)
 {
 	(void)ctx;
 	(void)events;
 	for (int i = 0; i < 16; i++) {
-		struct rpc_conn *c;
 		int fd = dbk_accept_guarded(&g_srv.guard, g_srv.fd);
 
 		if (fd < 0) {
@@ -450,23 +469,10 @@ static void accept_event(void *ctx, uint32_t events)
 				continue;	/* refused and closed; more may be waiting */
 			return;
 		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
+		if (dbk_rpc_server_add_conn(fd) != 0) {
 			close(fd);
 			return;
 		}
-		c->fd = fd;
-		c->events = EPOLLIN;
-		c->h = dbk_fd_register(fd, EPOLLIN, conn_event, c, "rpc_conn");
-		if (!c->h) {
-			close(fd);
-			free(c);
-			return;
-		}
-		c->next = g_srv.conns;
-		if (c->next)
-			c->next->prev = c;
-		g_srv.conns = c;
 	}
 }
 
@@ -546,13 +552,14 @@ void dbk_rpc_server_stop(void)
 		dbk_accept_guard_fini(&g_srv.guard);
 		unlink(g_srv.path);
 		g_srv.running = false;
-		while (g_srv.conns) {
-			struct rpc_conn *c = g_srv.conns;
+	}
+	/* Connections (also those given with dbk_rpc_server_add_conn without a listener). */
+	while (g_srv.conns) {
+		struct rpc_conn *c = g_srv.conns;
 
-			conn_close(c);
-			if (c->refs == 0)
-				conn_free(c);	/* otherwise the last request's answer frees it */
-		}
+		conn_close(c);
+		if (c->refs == 0)
+			conn_free(c);	/* otherwise the last request's answer frees it */
 	}
 	dbk_rpc_framework_fini();
 	dbk_rpc_methods_fini();

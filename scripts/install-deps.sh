@@ -10,7 +10,8 @@ PKGS=(build-essential cmake ninja-build pkg-config git
       python3 iproute2 procps util-linux e2fsprogs nvme-cli prometheus
       openssl                                  # test/integration/nvmf/test_tls.py: openssl s_client as a TLS host
       cpio xz-utils kmod                       # test/kernel/guest_kernel.sh: a guest with a bookworm-backports kernel
-      debhelper dpkg-dev lintian help2man)     # the Debian package (debian/) and its man pages
+      debhelper dpkg-dev lintian help2man      # the Debian package (debian/) and its man pages
+      clang libclang-rt-dev llvm)              # the libFuzzer harnesses (fuzz/) and their coverage report
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: run as root (apt-get install)" >&2

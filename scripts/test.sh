@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything, builds daosblk twice (release, and ASan+UBSan) and runs
-# every test: unit and integration tests under ASan+UBSan (leak check on),
-# then all tests -- unit, integration and the kernel-host interop tests --
-# on the release build. Run as root on Debian 12. CI runs exactly this.
+# Installs everything, builds daosblk (release, Release, ASan+UBSan, and the
+# clang fuzz build) and runs every test: unit and integration tests under
+# ASan+UBSan (leak check on), the fuzz harnesses for a bounded time each, then
+# all tests -- unit, integration and the kernel-host interop tests -- on the
+# release build. Run as root on Debian 12. CI runs exactly this.
 #
 #   DBK_SKIP_KERNEL=1   skip the qemu kernel-host tests (reported as skipped)
 #   DBK_SKIP_ASAN=1     skip the sanitizer pass
+#   DBK_SKIP_FUZZ=1     skip the fuzz pass (clang build of fuzz/, each harness fuzzed DBK_FUZZ_SECONDS, default 60)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
@@ -31,6 +33,19 @@ if [ "${DBK_SKIP_ASAN:-0}" != 1 ]; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -L 'unit|integration' --output-on-failure --timeout 300 || rc=1
+fi
+if [ "${DBK_SKIP_FUZZ:-0}" != 1 ]; then
+    if command -v clang >/dev/null 2>&1; then
+        echo "test.sh: building the fuzz harnesses (clang, libFuzzer, ASan+UBSan)"
+        bash scripts/build.sh build-fuzz -DDBK_FUZZ=ON -DCMAKE_C_COMPILER=clang \
+            -DDBK_FUZZ_SECONDS="${DBK_FUZZ_SECONDS:-60}"
+        echo "test.sh: replaying the kept fuzz inputs, then fuzzing each harness for ${DBK_FUZZ_SECONDS:-60} s"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            ctest --test-dir build-fuzz -L fuzz --output-on-failure --timeout 900 || rc=1
+    else
+        echo "test.sh: clang not installed: the fuzz pass is skipped"
+    fi
 fi
 echo "test.sh: all tests (release build, incl. kernel-host interop)"
 ctest --test-dir build --output-on-failure --timeout 900 || rc=1

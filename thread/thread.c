@@ -1100,6 +1100,29 @@ static int wait_events(struct dbk_thread *t, struct epoll_event *evs, uint64_t t
 	return epoll_wait(t->epfd, evs, EPOLL_BATCH, ms > INT_MAX ? INT_MAX : (int)ms);
 }
 
+/* Run the handlers of n epoll events (the wake-up eventfd is read and skipped). 1 if a handler ran. */
+static int dispatch_events(struct dbk_thread *t, struct epoll_event *evs, int n)
+{
+	int fd_work = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct dbk_fd_handler *h = evs[i].data.ptr;
+
+		if (!h) {
+			uint64_t v;
+
+			if (read(t->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				DBK_ERRLOG("%s: eventfd read: %s", t->name, strerror(errno));
+			continue;
+		}
+		if (h->dead)
+			continue;	/* unregistered earlier in this batch */
+		h->fn(h->ctx, evs[i].events);
+		fd_work = 1;
+	}
+	return fd_work;
+}
+
 static bool stop_requested(void)
 {
 	return atomic_load_explicit(&g_stop, memory_order_relaxed);
@@ -1168,21 +1191,7 @@ static void reactor_run(struct dbk_thread *t)
 
 		if (n < 0 && nerr != EINTR)
 			DBK_ERRLOG("%s: epoll_wait: %s", t->name, strerror(nerr));
-		for (int i = 0; i < n; i++) {
-			struct dbk_fd_handler *h = evs[i].data.ptr;
-
-			if (!h) {
-				uint64_t v;
-
-				if (read(t->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-					DBK_ERRLOG("%s: eventfd read: %s", t->name, strerror(errno));
-				continue;
-			}
-			if (h->dead)
-				continue;	/* unregistered earlier in this batch */
-			h->fn(h->ctx, evs[i].events);
-			fd_work = 1;
-		}
+		fd_work = dispatch_events(t, evs, n);
 		free_dead(t);
 
 		uint64_t t3 = dbk_get_ns();
@@ -1251,6 +1260,7 @@ static pthread_mutex_t g_job_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_job_cond = PTHREAD_COND_INITIALIZER;
 static STAILQ_HEAD(, blocking_job) g_jobs = STAILQ_HEAD_INITIALIZER(g_jobs);
 static bool g_jobs_shutdown;
+static atomic_int g_jobs_outstanding;	/* queued or running, completion not yet run (dbk_reactor_poll_idle) */
 static pthread_t g_helpers[NUM_HELPERS];
 static int g_num_helpers;
 
@@ -1258,6 +1268,7 @@ static void blocking_done(void *arg)
 {
 	struct blocking_job *job = arg;
 
+	atomic_fetch_sub(&g_jobs_outstanding, 1);
 	if (job->cpl)
 		job->cpl(job->ctx, job->rc);
 	free(job);
@@ -1282,6 +1293,7 @@ static void *helper_main(void *arg)
 		job->rc = job->fn(job->ctx);
 		if (send_owned_msg(job->thread, blocking_done, job) != 0) {
 			DBK_ERRLOG("run_blocking: out of memory sending the completion");
+			atomic_fetch_sub(&g_jobs_outstanding, 1);
 			free(job);
 		}
 		pthread_mutex_lock(&g_job_lock);
@@ -1315,6 +1327,7 @@ int dbk_run_blocking(dbk_blocking_fn fn, dbk_blocking_cpl cpl, void *ctx)
 		return -ESHUTDOWN;
 	}
 	STAILQ_INSERT_TAIL(&g_jobs, job, link);
+	atomic_fetch_add(&g_jobs_outstanding, 1);
 	pthread_cond_signal(&g_job_cond);
 	pthread_mutex_unlock(&g_job_lock);
 	return 0;
@@ -1327,6 +1340,7 @@ static int helpers_start(void)
 
 	g_jobs_shutdown = false;
 	g_num_helpers = 0;
+	atomic_store(&g_jobs_outstanding, 0);
 	rc = pthread_attr_init(&attr);
 	if (rc)
 		return -rc;
@@ -1557,6 +1571,87 @@ void dbk_reactors_stop(void)
 			errno = saved;
 		}
 	}
+}
+
+/* ------------------------------------------- driving reactor 0 by hand */
+
+int dbk_reactors_attach(void)
+{
+	if (!g_initialized || g_num_threads != 1 || tls_thread)
+		return -EINVAL;
+	tls_thread = g_threads[0];
+	dbk_log_set_thread_name(tls_thread->name);
+	tls_thread->now_ns = dbk_get_ns();
+	return 0;
+}
+
+void dbk_reactors_detach(void)
+{
+	if (tls_thread && tls_thread == g_threads[0]) {
+		tls_thread = NULL;
+		dbk_log_set_thread_name(NULL);
+	}
+}
+
+bool dbk_reactor_poll(uint64_t max_wait_us)
+{
+	struct dbk_thread *t = tls_thread;
+	struct epoll_event evs[EPOLL_BATCH];
+	uint64_t now = dbk_get_ns(), timeout_ns = 0;
+	int work = 0, n;
+
+	if (!t || t != g_threads[0])
+		return false;
+	t->now_ns = now;
+	work |= drain_messages(t) > 0;
+	work |= run_active_pollers(t);
+	work |= run_timed_pollers(t, now);
+	free_dead(t);
+	if (!work && max_wait_us && mpscq_empty(&t->q)) {
+		uint64_t dl = next_deadline(t), cap = max_wait_us * 1000ull;
+
+		now = dbk_get_ns();
+		timeout_ns = dl <= now ? 0 : dl - now < cap ? dl - now : cap;
+	}
+	n = wait_events(t, evs, timeout_ns, false);
+	t->now_ns = dbk_get_ns();
+	work |= dispatch_events(t, evs, n);
+	free_dead(t);
+	stat_add(&t->iterations, 1);
+	return work != 0;
+}
+
+void dbk_reactor_expire_timers(void)
+{
+	struct dbk_thread *t = tls_thread;
+	struct dbk_poller *p;
+
+	if (!t || t != g_threads[0])
+		return;
+	/* All due now; the list stays sorted (every deadline equal). */
+	TAILQ_FOREACH(p, &t->timed_pollers, link)
+		p->deadline = 0;
+}
+
+bool dbk_reactor_jobs_outstanding(void)
+{
+	return atomic_load(&g_jobs_outstanding) > 0;
+}
+
+int dbk_reactor_poll_idle(uint64_t timeout_us)
+{
+	uint64_t deadline = dbk_get_ns() + timeout_us * 1000ull;
+
+	while (dbk_get_thread()) {
+		bool jobs = atomic_load(&g_jobs_outstanding) > 0;
+
+		/* No work now and no blocking job whose completion is still to come: idle. */
+		if (!dbk_reactor_poll(jobs ? 1000 : 0) && !jobs && !atomic_load(&g_jobs_outstanding))
+			return 0;
+		if (dbk_get_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+	return -EINVAL;
 }
 
 static void io_devices_fini(void);

@@ -73,6 +73,28 @@ void dbk_reactors_stop(void);
 /* Free the reactors (after dbk_reactors_start returned). Leftover messages are dropped. */
 void dbk_reactors_fini(void);
 
+/*
+ * Driving reactor 0 by hand instead of dbk_reactors_start() (fuzzers and
+ * deterministic tests), with exactly one reactor: dbk_reactors_attach() makes
+ * the calling thread reactor 0 (0, or -EINVAL: not initialized, more than one
+ * reactor, already attached); dbk_reactor_poll() runs one iteration
+ * (messages, pollers, due timed pollers, fd events), waiting up to
+ * max_wait_us for an fd event or the next timed poller when there was nothing
+ * to do, and returns whether anything ran; dbk_reactor_poll_idle() polls until
+ * an iteration finds no work and no dbk_run_blocking() job is outstanding (0)
+ * or timeout_us passed (-ETIMEDOUT). Timed pollers due later do not count as
+ * work. dbk_reactors_detach() before dbk_reactors_fini(). These are for a
+ * single-threaded driver only (reactor 0 polled by the calling thread).
+ */
+int dbk_reactors_attach(void);
+bool dbk_reactor_poll(uint64_t max_wait_us);
+int dbk_reactor_poll_idle(uint64_t timeout_us);
+/* Make every timed poller of reactor 0 due now (time skips ahead: waits for timers end at once). */
+void dbk_reactor_expire_timers(void);
+/* True while a dbk_run_blocking() job's completion is still to come. */
+bool dbk_reactor_jobs_outstanding(void);
+void dbk_reactors_detach(void);
+
 int dbk_reactor_count(void);
 struct dbk_thread *dbk_reactor_thread(int idx);	/* idx 0..count-1 */
 

@@ -270,7 +270,7 @@ void dbk_log(enum dbk_log_level level, const char *file, int line, const char *f
 	if (dest == DBK_LOG_DEST_SYSLOG) {
 		buf[n - 1] = '\0';
 		syslog(LOG_DAEMON | dbk_log_syslog_priority(level), "%s", buf);
-	} else {
+	} else if (dest != DBK_LOG_DEST_NONE) {
 		write_all(STDERR_FILENO, buf, n);
 	}
 	errno = saved;

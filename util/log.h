@@ -32,6 +32,8 @@ enum dbk_log_dest {
 	DBK_LOG_DEST_STDERR = 0,	/* "[date time.usec] LEVEL ..." on fd 2 */
 	DBK_LOG_DEST_JOURNAL,		/* "<N>LEVEL ..." on fd 2, for journald's stream parser */
 	DBK_LOG_DEST_SYSLOG,		/* syslog(3) */
+	DBK_LOG_DEST_NONE,		/* formatted as for stderr, then dropped (the fuzzers: every message's
+					 * arguments are still formatted, nothing is written) */
 };
 
 /* Messages at or below this level are printed (default NOTICE; DBK_LOG_LEVEL=debug env or -L raises it). */

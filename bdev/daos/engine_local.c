@@ -103,6 +103,7 @@ struct dbk_dfs_file {
 	uint64_t map_reserve;	/* bytes mapped: the file's size at open and room to grow */
 	uint64_t map_len;	/* bytes of the mapping inside the file (its size, page-aligned down) */
 	uint64_t map_checked_ns;	/* when map_len was last refreshed from fstat (by I/O beyond it) */
+	int map_failed;		/* an I/O on the file failed with EIO/EROFS: the mapping serves nothing more (atomic) */
 	char name[256];
 	char sidecar[PATH_MAX];	/* xattr sidecar json, used when the file system lacks user xattrs */
 };
@@ -147,6 +148,7 @@ enum lop_kind { LOP_READ, LOP_WRITE, LOP_FSYNC, LOP_PUNCH };
 struct lop {
 	enum lop_kind kind;
 	int fd;
+	struct dbk_dfs_file *file;
 	const struct iovec *iov;
 	int iovcnt;
 	int nrem;
@@ -1543,7 +1545,8 @@ static uint64_t mono_ns(void)
 /* Whether [off, off + len) may go through the mapping now (see the top of the file). */
 static bool map_usable(struct dbk_dfs_eq *eq, struct dbk_dfs_file *f, const struct lop *l, uint64_t now)
 {
-	if (f->map == NULL || (l->kind == LOP_WRITE && !f->map_writes) || eq->punches > 0 || now < eq->map_until)
+	if (f->map == NULL || (l->kind == LOP_WRITE && !f->map_writes) || eq->punches > 0 || now < eq->map_until ||
+	    __atomic_load_n(&f->map_failed, __ATOMIC_RELAXED))
 		return false;
 	if (l->off > f->map_len || l->total > f->map_len - l->off) {
 		struct stat st;
@@ -1641,6 +1644,7 @@ static int start_rw(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, enum lop_k
 	memset(l, 0, offsetof(struct lop, rem));
 	l->kind = kind;
 	l->fd = file->fd;
+	l->file = file;
 	l->iov = iov;
 	l->iovcnt = iovcnt;
 	l->off = offset;
@@ -1670,6 +1674,7 @@ static int local_flush(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct 
 	memset(l, 0, offsetof(struct lop, rem));
 	l->kind = LOP_FSYNC;
 	l->fd = file->fd;
+	l->file = file;
 	return ring_queue(eq, op);
 }
 
@@ -1681,6 +1686,7 @@ static int local_punch_async(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, u
 	memset(l, 0, offsetof(struct lop, rem));
 	l->kind = LOP_PUNCH;
 	l->fd = file->fd;
+	l->file = file;
 	l->off = offset;
 	l->total = len;
 	return ring_queue(eq, op);
@@ -1695,6 +1701,13 @@ static void handle_cqe(struct dbk_dfs_eq *eq, struct dbk_dfs_op *op, int res)
 	if (res == -EAGAIN || res == -EINTR)
 		goto resubmit;
 	if (res < 0) {
+		/*
+		 * The file's storage failed (EIO; EROFS: the file system went read-only): from now on its I/O goes by
+		 * syscall, which reports the failure, and not through the mapping, which would still serve the page
+		 * cache (or zeros for a hole) from a dead file system.
+		 */
+		if ((res == -EIO || res == -EROFS) && l->file != NULL)
+			__atomic_store_n(&l->file->map_failed, 1, __ATOMIC_RELAXED);
 		op->cb(op->cb_arg, res);
 		return;
 	}

@@ -294,6 +294,8 @@ static int io_exact(struct host_qpair *qp, void *buf, size_t len, bool send_dir,
 	return 0;
 }
 
+static int qp_start(struct host_qpair *qp, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io);
+
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
 		    bool ddgst, uint16_t nreqs, uint32_t max_io, const struct host_sock_opts *so)
 {
@@ -311,14 +313,33 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 		qp->tls = host_tls_handshake(qp->fd, so->tls, 10000, terr, sizeof(terr));
 		if (!qp->tls) {
 			fail(qp, "%s", terr);
-			goto err;
+			host_qp_close(qp);
+			return -1;
 		}
 #else
 		fail(qp, "TLS is not built into this daosblk-perf (static build)");
-		goto err;
+		host_qp_close(qp);
+		return -1;
 #endif
 	}
+	return qp_start(qp, hdgst, ddgst, nreqs, max_io);
+}
 
+int host_qp_connect_fd(struct host_qpair *qp, int fd, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io)
+{
+	uint16_t qid = qp->qid;
+	memset(qp, 0, sizeof(*qp));
+	qp->qid = qid;
+	qp->fd = fd;
+	qp->rcvbuf = -1;
+	snprintf(qp->peer, sizeof(qp->peer), "fd %d", fd);
+	snprintf(qp->congestion, sizeof(qp->congestion), "?");
+	return qp_start(qp, hdgst, ddgst, nreqs, max_io);
+}
+
+/* On the connected socket qp->fd: ICReq/ICResp exchange and validation, request slots. */
+static int qp_start(struct host_qpair *qp, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io)
+{
 	struct nvme_tcp_ic_req icreq;
 	memset(&icreq, 0, sizeof(icreq));
 	icreq.common.pdu_type = NVME_TCP_PDU_IC_REQ;
@@ -370,9 +391,10 @@ int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvc
 	qp->free_stack = calloc(nreqs, sizeof(*qp->free_stack));
 	qp->txcap = (size_t)nreqs * (3 + 3 * qp->nh2c) + 16;
 	qp->txr = calloc(qp->txcap, sizeof(*qp->txr));
+	qp->txo = calloc(qp->txcap, sizeof(*qp->txo));
 	qp->rcap = HOST_RX_BUF_SIZE;
 	qp->rbuf = malloc(qp->rcap);
-	if (!qp->reqs || !qp->free_stack || !qp->txr || !qp->rbuf) {
+	if (!qp->reqs || !qp->free_stack || !qp->txr || !qp->txo || !qp->rbuf) {
 		fail(qp, "out of memory");
 		goto err;
 	}
@@ -407,28 +429,46 @@ void host_qp_close(struct host_qpair *qp)
 	free(qp->reqs);
 	free(qp->free_stack);
 	free(qp->txr);
+	free(qp->txo);
 	free(qp->rbuf);
 	qp->reqs = NULL;
 	qp->free_stack = NULL;
 	qp->txr = NULL;
+	qp->txo = NULL;
 	qp->rbuf = NULL;
 	qp->nfree = 0;
 }
 
 /* --------------------------------------------------------------------- tx */
 
-static void tx_push(struct host_qpair *qp, void *base, size_t len)
+static void run_completion(struct host_qpair *qp, struct host_req *r);
+
+/* Queue len bytes at base, which belong to request r (until sent, r is not completed). */
+static void tx_push(struct host_qpair *qp, struct host_req *r, void *base, size_t len)
 {
 	/* The ring is sized for the worst case of every slot in flight; overflow is a bug. */
 	if (qp->txtail - qp->txhead >= qp->txcap)
 		abort();
 	qp->txr[qp->txtail % qp->txcap] = (struct iovec){.iov_base = base, .iov_len = len};
+	qp->txo[qp->txtail % qp->txcap] = r;
+	r->tx_pending++;
 	qp->txtail++;
 }
 
 bool host_tx_pending(const struct host_qpair *qp)
 {
 	return qp->txtail != qp->txhead || qp_tx_held(qp);
+}
+
+/* The entry at txhead is sent (or empty): drop it, and complete its request if that waited for it. */
+static void tx_pop(struct host_qpair *qp)
+{
+	struct host_req *r = qp->txo[qp->txhead % qp->txcap];
+
+	qp->txhead++;
+	qp->txoff = 0;
+	if (--r->tx_pending == 0 && r->cpl_deferred)
+		run_completion(qp, r);
 }
 
 static int tx_flush(struct host_qpair *qp)
@@ -460,8 +500,7 @@ static int tx_flush(struct host_qpair *qp)
 			size_t rem = cur->iov_len - qp->txoff;
 			if (left >= rem) {
 				left -= rem;
-				qp->txhead++;
-				qp->txoff = 0;
+				tx_pop(qp);
 			} else {
 				qp->txoff += left;
 				left = 0;
@@ -469,7 +508,7 @@ static int tx_flush(struct host_qpair *qp)
 		}
 		/* Skip zero-length entries. */
 		while (qp->txhead != qp->txtail && qp->txr[qp->txhead % qp->txcap].iov_len == 0)
-			qp->txhead++;
+			tx_pop(qp);
 	}
 	return 0;
 }
@@ -547,12 +586,14 @@ int host_submit(struct host_qpair *qp, struct host_req *r, const struct nvme_cmd
 	if (hd)
 		put_le32(r->cmd_hdr + sizeof(struct nvme_tcp_cmd), dbk_crc32c(pdu, sizeof(*pdu)));
 	r->submit_ns = host_now_ns();
-	tx_push(qp, r->cmd_hdr, sizeof(struct nvme_tcp_cmd) + hd);
+	r->tx_pending = 0;
+	r->cpl_deferred = false;
+	tx_push(qp, r, r->cmd_hdr, sizeof(struct nvme_tcp_cmd) + hd);
 	if (r->in_capsule) {
-		tx_push(qp, buf, len);
+		tx_push(qp, r, buf, len);
 		if (dd) {
 			r->cmd_ddgst = dbk_crc32c(buf, len);
-			tx_push(qp, &r->cmd_ddgst, dd);
+			tx_push(qp, r, &r->cmd_ddgst, dd);
 		}
 	}
 	return 0;
@@ -569,9 +610,9 @@ static void big_c2h_done(struct host_qpair *qp, struct host_req *r)
 	}
 }
 
-static void complete(struct host_qpair *qp, struct host_req *r)
+static void run_completion(struct host_qpair *qp, struct host_req *r)
 {
-	big_c2h_done(qp, r);
+	r->cpl_deferred = false;
 	r->active = false;
 	qp->free_stack[qp->nfree++] = r->cid;
 	qp->completions++;
@@ -579,10 +620,29 @@ static void complete(struct host_qpair *qp, struct host_req *r)
 		r->cb(qp, r, r->cb_arg);
 }
 
+/*
+ * The target completed r. While the tx ring still points into r (its capsule or H2CData not all sent: a target
+ * may answer before it has read them), the slot and its buffer stay ours and the callback waits until they are
+ * sent; otherwise the callback's owner could reuse the buffer, or the slot's PDU headers, under bytes not sent.
+ */
+static void complete(struct host_qpair *qp, struct host_req *r)
+{
+	big_c2h_done(qp, r);
+	if (r->tx_pending) {
+		r->cpl_deferred = true;
+		return;
+	}
+	run_completion(qp, r);
+}
+
 static struct host_req *lookup(struct host_qpair *qp, uint16_t cid, const char *what)
 {
 	if (cid >= qp->nreqs || !qp->reqs[cid].active) {
 		fail(qp, "%s for unknown command id %u", what, cid);
+		return NULL;
+	}
+	if (qp->reqs[cid].cpl_deferred) {
+		fail(qp, "%s for command id %u, which the target has completed already", what, cid);
 		return NULL;
 	}
 	return &qp->reqs[cid];
@@ -600,6 +660,11 @@ static int handle_r2t(struct host_qpair *qp, const struct nvme_tcp_r2t_hdr *h)
 			    r->cid, r->len);
 	if (h->r2to != r->h2c_done)
 		return fail(qp, "R2T offset %u, expected %u (data already sent)", h->r2to, r->h2c_done);
+	/* MAXR2T is 0 (one R2T at a time): the next one only once the target can have read all the data asked for
+	 * (and the command itself), i.e. once all of it left the tx ring. */
+	if (r->tx_pending)
+		return fail(qp, "R2T for command %u before the data of its previous R2T (or the command) was sent",
+			    r->cid);
 	uint32_t hd = qp->hdgst ? NVME_TCP_DIGEST_LEN : 0, dd = qp->ddgst ? NVME_TCP_DIGEST_LEN : 0;
 	uint32_t off = h->r2to, end = h->r2to + h->r2tl;
 	while (off < end) {
@@ -621,11 +686,11 @@ static int handle_r2t(struct host_qpair *qp, const struct nvme_tcp_r2t_hdr *h)
 		d->datal = chunk;
 		if (hd)
 			put_le32(p->hdr + sizeof(*d), dbk_crc32c(d, sizeof(*d)));
-		tx_push(qp, p->hdr, sizeof(*d) + hd);
-		tx_push(qp, (uint8_t *)r->buf + off, chunk);
+		tx_push(qp, r, p->hdr, sizeof(*d) + hd);
+		tx_push(qp, r, (uint8_t *)r->buf + off, chunk);
 		if (dd) {
 			p->ddgst = dbk_crc32c((uint8_t *)r->buf + off, chunk);
-			tx_push(qp, &p->ddgst, dd);
+			tx_push(qp, r, &p->ddgst, dd);
 		}
 		off += chunk;
 	}

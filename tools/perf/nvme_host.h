@@ -55,6 +55,8 @@ struct host_req {
 	uint32_t cmd_ddgst;
 	struct host_h2c_pdu *h2c_pdus;
 	unsigned h2c_next;
+	uint32_t tx_pending;	/* entries of the tx ring (capsule, H2CData) that still point into this request */
+	bool cpl_deferred;	/* completed by the target while tx_pending: the callback runs once they are sent */
 };
 
 enum host_rx_state { RX_CH, RX_PAD, RX_DATA, RX_DDGST };
@@ -78,6 +80,7 @@ struct host_qpair {
 	unsigned big_c2h;	/* outstanding large reads with payload still to come: keep staging reads short */
 
 	struct iovec *txr;	/* ring of pending iovecs */
+	struct host_req **txo;	/* the request each ring entry belongs to */
 	size_t txcap, txhead, txtail, txoff;
 
 	uint8_t *rbuf;
@@ -115,6 +118,9 @@ struct host_sock_opts {
  * qp->err set (qp is then closed). */
 int host_qp_connect(struct host_qpair *qp, const char *traddr, const char *trsvcid, int adrfam, bool hdgst,
 		    bool ddgst, uint16_t nreqs, uint32_t max_io, const struct host_sock_opts *so);
+/* The same on an already connected, non-blocking stream socket fd (taken over; closed by host_qp_close, also on
+ * failure): the fuzz harness plays the target through a socketpair. */
+int host_qp_connect_fd(struct host_qpair *qp, int fd, bool hdgst, bool ddgst, uint16_t nreqs, uint32_t max_io);
 /* Whether TCP congestion control `name` can be set on a TCP socket by this process: 0, or -1 with a message
  * naming what is available (/proc/sys/net/ipv4/tcp_available_congestion_control) in err. */
 int host_congestion_check(const char *name, char *err, size_t errlen);

@@ -171,11 +171,15 @@ class Daemon:
         return out
 
     def rss_kb(self):
+        """The daemon's own resident memory: anonymous plus shared-memory pages (RssAnon + RssShmem). Not
+        RssFile: the local engine maps each bdev's file (reads copy from the mapping), and the file's pages
+        that the mapping touched are the kernel's page cache, which grows with every block read, not a leak."""
+        kb = 0
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+                if line.startswith(("RssAnon:", "RssShmem:")):
+                    kb += int(line.split()[1])
+        return kb
 
     def pools(self):
         """What must be back at rest once hosts are gone: the transport's buffer pool, the qpairs, the

@@ -13,7 +13,8 @@ namespaces: a DAOS bdev on the local engine for the verified host, and a malloc
 bdev (zero-copy: lent reads and writes) and a second DAOS bdev for the churn.
 
 Afterwards, with every host gone: the daemon's open fds are the same as before
-the churn, its RSS is back within a small margin (not checked under ASan, whose
+the churn, its RSS (anonymous + shared memory: not the file pages the local engine's
+mapping touches) is back within a small margin (not checked under ASan, whose
 quarantine holds freed memory), the transport's buffer pool, every channel's
 bdev_io pool, the DAOS channels' in-flight ops and the qpair counts are at rest,
 and SIGINT stops it with exit code 0 (under ASan: no leak).

@@ -1587,6 +1587,114 @@ static void test_fini_frees_leftovers(void **state)
 	assert_null(dbk_reactor_thread(0));
 }
 
+/* ------------------------------------------ reactor 0 driven by hand */
+
+static int g_hand_msgs, g_hand_timer_runs, g_hand_fd_events, g_hand_job_done;
+
+static void hand_msg(void *ctx)
+{
+	(void)ctx;
+	g_hand_msgs++;
+	if (g_hand_msgs < 3)
+		dbk_thread_send_msg(dbk_get_thread(), hand_msg, NULL);	/* a chain: idle only after all three */
+}
+
+static int hand_timer(void *ctx)
+{
+	(void)ctx;
+	g_hand_timer_runs++;
+	return DBK_POLLER_BUSY;
+}
+
+static void hand_fd(void *ctx, uint32_t events)
+{
+	uint64_t v;
+
+	(void)events;
+	if (read(*(int *)ctx, &v, sizeof(v)) == sizeof(v))
+		g_hand_fd_events++;
+}
+
+static int hand_job(void *ctx)
+{
+	(void)ctx;
+	usleep(20000);
+	return 7;
+}
+
+static void hand_job_cpl(void *ctx, int rc)
+{
+	(void)ctx;
+	g_hand_job_done = rc;
+}
+
+static void test_reactor_by_hand(void **state)
+{
+	struct dbk_reactor_opts o;
+	struct dbk_poller *p;
+	struct dbk_fd_handler *h;
+	uint64_t one = 1;
+	int efd;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.num_cores = 2;
+	o.cores[1] = 1;
+	assert_int_equal(dbk_reactors_init(&o), 0);
+	assert_int_equal(dbk_reactors_attach(), -EINVAL);	/* two reactors: not by hand */
+	dbk_reactors_fini();
+	o.num_cores = 1;
+	assert_int_equal(dbk_reactors_init(&o), 0);
+	assert_false(dbk_reactor_poll(0));			/* not attached: nothing runs */
+	assert_int_equal(dbk_reactors_attach(), 0);
+	assert_int_equal(dbk_reactors_attach(), -EINVAL);	/* already */
+	assert_true(dbk_is_main_thread());
+
+	/* Messages, also those sent from handlers, run; then the reactor is idle. */
+	g_hand_msgs = 0;
+	assert_int_equal(dbk_thread_send_msg(dbk_get_thread(), hand_msg, NULL), 0);
+	assert_int_equal(dbk_reactor_poll_idle(1000000), 0);
+	assert_int_equal(g_hand_msgs, 3);
+	assert_false(dbk_reactor_poll(0));
+
+	/* A timed poller due in an hour does not keep it busy, until time skips ahead. */
+	g_hand_timer_runs = 0;
+	p = dbk_poller_register(hand_timer, NULL, 3600ull * 1000 * 1000, "hand_timer");
+	assert_non_null(p);
+	assert_int_equal(dbk_reactor_poll_idle(1000000), 0);
+	assert_int_equal(g_hand_timer_runs, 0);
+	dbk_reactor_expire_timers();
+	assert_true(dbk_reactor_poll(0));
+	assert_int_equal(g_hand_timer_runs, 1);
+	assert_false(dbk_reactor_poll(0));			/* rescheduled an hour on */
+	dbk_poller_unregister(&p);
+
+	/* fd events are delivered; poll(max_wait) waits for one. */
+	efd = eventfd(0, EFD_NONBLOCK);
+	assert_true(efd >= 0);
+	g_hand_fd_events = 0;
+	h = dbk_fd_register(efd, EPOLLIN, hand_fd, &efd, "hand_fd");
+	assert_non_null(h);
+	assert_false(dbk_reactor_poll(1000));
+	assert_int_equal(write(efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	assert_true(dbk_reactor_poll(0));
+	assert_int_equal(g_hand_fd_events, 1);
+	dbk_fd_unregister(&h);
+	close(efd);
+
+	/* Idle waits for a blocking job's completion. */
+	g_hand_job_done = 0;
+	assert_int_equal(dbk_run_blocking(hand_job, hand_job_cpl, NULL), 0);
+	assert_true(dbk_reactor_jobs_outstanding());
+	assert_int_equal(dbk_reactor_poll_idle(5000000), 0);
+	assert_int_equal(g_hand_job_done, 7);
+	assert_false(dbk_reactor_jobs_outstanding());
+
+	dbk_reactors_detach();
+	assert_null(dbk_get_thread());
+	dbk_reactors_fini();
+}
+
 /* Several init/start/fini cycles in one process. */
 static void cycle_start(void *arg)
 {
@@ -1625,6 +1733,7 @@ int main(void)
 		cmocka_unit_test(test_stop_from_signal),
 		cmocka_unit_test(test_fini_frees_leftovers),
 		cmocka_unit_test(test_restart_cycles),
+		cmocka_unit_test(test_reactor_by_hand),
 	};
 
 	return cmocka_run_group_tests_name("thread", tests, NULL, NULL);

@@ -221,6 +221,12 @@ static void test_dbk_log_levels_and_dest(void **state)
 	errno = EXDEV;
 	DBK_WARNLOG("second");
 	assert_int_equal(errno, EXDEV);
+	/* The fuzzers' destination: formatted, written nowhere. */
+	dbk_log_open(DBK_LOG_DEST_NONE, NULL);
+	assert_int_equal(dbk_log_get_dest(), DBK_LOG_DEST_NONE);
+	errno = EXDEV;
+	DBK_ERRLOG("dropped %s", "line");
+	assert_int_equal(errno, EXDEV);
 	dbk_log_close();
 	out = capture_end();
 	dbk_log_set_level(old);
@@ -233,6 +239,7 @@ static void test_dbk_log_levels_and_dest(void **state)
 	assert_memory_equal(out + 28, " NOTICE test/unit/util (main) test_log.c:", 41);
 	assert_non_null(strstr(out, " test_dbk_log_levels_and_dest: first 1\n"));
 	assert_null(strstr(out, "not printed"));
+	assert_null(strstr(out, "dropped"));
 	l2 = strchr(out, '\n') + 1;
 	assert_memory_equal(l2, "<4>WARN test/unit/util (main) test_log.c:", 41);
 	assert_non_null(strstr(l2, ": second\n"));
