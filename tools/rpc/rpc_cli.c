@@ -51,32 +51,31 @@ static int fix_size_to_blocks(json_t *params, char *err, size_t errlen)
 	return 0;
 }
 
-/* listen_address.adrfam defaults to IPv4 (IPv6 when traddr has a ':'). */
-static int fix_listener(json_t *params, char *err, size_t errlen)
+/* The address object params[key]: adrfam defaults to IPv4 (IPv6 when traddr has a ':'). */
+static void default_adrfam(json_t *params, const char *key)
 {
-	json_t *la = json_object_get(params, "listen_address");
+	json_t *la = json_object_get(params, key);
 	const char *traddr;
 
-	(void)err;
-	(void)errlen;
 	if (!json_is_object(la) || json_object_get(la, "adrfam"))
-		return 0;
+		return;
 	traddr = json_string_value(json_object_get(la, "traddr"));
 	json_object_set_new(la, "adrfam", json_string(traddr && strchr(traddr, ':') ? "IPv6" : "IPv4"));
+}
+
+static int fix_listener(json_t *params, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	default_adrfam(params, "listen_address");
 	return 0;
 }
 
 static int fix_referral(json_t *params, char *err, size_t errlen)
 {
-	json_t *la = json_object_get(params, "address");
-	const char *traddr;
-
 	(void)err;
 	(void)errlen;
-	if (!json_is_object(la) || json_object_get(la, "adrfam"))
-		return 0;
-	traddr = json_string_value(json_object_get(la, "traddr"));
-	json_object_set_new(la, "adrfam", json_string(traddr && strchr(traddr, ':') ? "IPv6" : "IPv4"));
+	default_adrfam(params, "address");
 	return 0;
 }
 
