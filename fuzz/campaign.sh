@@ -3,6 +3,7 @@
 # (default 2), for HOURS hours (default 1; fractions too: 0.5), at the lowest CPU priority; corpora grow in $DBK_FUZZ_WORK
 # (default <fuzz build>/fuzz-work) across turns. Each turn's libFuzzer figures (executions, cov:, ft:) are
 # appended to <work>/campaign.tsv; a finding stops that lane (its input is in <work>/artifacts/).
+# While <work>/pause exists, no new turn starts (a benchmark can have the CPU; running turns finish).
 #   fuzz/campaign.sh [HOURS] [HARNESS...]
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +22,7 @@ tsv=$work/campaign.tsv
 lane() {
     local i=$1 n=0
     while [ "$(date +%s)" -lt $end ]; do
+        while [ -e "$work/pause" ] && [ "$(date +%s)" -lt $end ]; do sleep 5; done
         local h=${harnesses[$(( (n * lanes + i) % ${#harnesses[@]} ))]}
         local left=$(( end - $(date +%s) ))
         local t=$(( left < turn ? left : turn ))

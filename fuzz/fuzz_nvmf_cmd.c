@@ -321,7 +321,7 @@ static void new_qpairs(void)
 
 /* ------------------------------------------------------------- commands */
 
-static struct freq *free_slot(struct fq *f, uint16_t cid)
+FUZZ_NO_COVERAGE static struct freq *free_slot(struct fq *f, uint16_t cid)
 {
 	struct freq *slot = NULL;
 

@@ -160,7 +160,9 @@ size_t fin_bytes(struct fuzz_in *in, void *dst, size_t len)
 	return n;
 }
 
-void fuzz_rng_seed(struct fuzz_rng *r, const uint8_t *data, size_t len)
+/* Reads every byte of the input: instrumented, its loop's compare callbacks took a third of fuzz_nvmf_cmd's
+ * time with 64 KiB inputs. */
+FUZZ_NO_COVERAGE void fuzz_rng_seed(struct fuzz_rng *r, const uint8_t *data, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
 
