@@ -25,11 +25,12 @@
  *    long each time the next try comes within one rest (up to
  *    MAP_REST_MAX_NS), so a cold page cache costs the polling thread a couple
  *    of blocking faults every few seconds, not one per read.
- *  - a write, with DBK_DFS_LOCAL_MMAP=rw, is a copy into the mapping too.
- *    Not the default: a write fault marks a whole large folio dirty (ext4 keeps
- *    128 KiB and larger folios for data written in large pieces), so 4 KiB
- *    random writes can make writeback, and the fdatasync of a FLUSH, write up
- *    to the folio's size for each 4 KiB; pwritev dirties the 4 KiB it writes.
+ *  - a write is a copy into the mapping too (DBK_DFS_LOCAL_MMAP=read: not).
+ *    The mapping and the descriptor are MADV_RANDOM / POSIX_FADV_RANDOM, so
+ *    the pages it faults in are 4 KiB folios (see map_open): a write fault
+ *    marks its whole folio dirty, and in a large folio (ext4 builds them
+ *    from read-ahead and large writes) a 4 KiB write would make writeback and
+ *    the fdatasync of a FLUSH write the whole folio.
  *  - otherwise a write whose offset and length are multiples of the file's
  *    block and page size (so the kernel never reads a block to merge it) is a
  *    plain pwritev into the page cache. ext4 cannot do buffered writes without
@@ -76,6 +77,9 @@
 
 #include <jansson.h>
 #include <uuid/uuid.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 /* ------------------------------------------------------------------ handles */
 
@@ -102,6 +106,7 @@ struct dbk_dfs_file {
 	char *map;		/* shared mapping of the file (map_reserve bytes), NULL: none */
 	uint64_t map_reserve;	/* bytes mapped: the file's size at open and room to grow */
 	uint64_t map_len;	/* bytes of the mapping inside the file (its size, page-aligned down) */
+	uint64_t map_page;	/* the page size */
 	uint64_t map_checked_ns;	/* when map_len was last refreshed from fstat (by I/O beyond it) */
 	int map_failed;		/* an I/O on the file failed with EIO/EROFS: the mapping serves nothing more (atomic) */
 	char name[256];
@@ -133,6 +138,8 @@ struct dbk_dfs_eq {
  * copy takes about a microsecond, with a minor fault a few; an SSD read takes 50-100 us.
  */
 #define MAP_SLOW_NS (50ull * 1000)
+/* ... plus this per page copied: a first write to a page faults (page_mkwrite, a few us on a 4 KiB folio). */
+#define MAP_SLOW_PAGE_NS (10ull * 1000)
 #define MAP_SLOW_RUN 2
 #define MAP_SLOW_WINDOW 64
 /* Rests that follow each other double, from BACKOFF_NS up to this. */
@@ -1246,6 +1253,31 @@ static bool bus_install(void)
 }
 
 /*
+ * A copy into the mapping: with non-temporal stores where both sides allow (x86-64, 16-byte aligned, a
+ * multiple of 64 bytes). The destination is a page-cache page the polling thread rarely has in its caches,
+ * and a plain store first reads each line from memory; nothing in this process reads it back soon.
+ */
+static inline void map_store(char *dst, const char *src, size_t len)
+{
+#if defined(__x86_64__)
+	if ((((uintptr_t)dst | (uintptr_t)src | len) & 63) == 0 || ((((uintptr_t)dst | (uintptr_t)src) & 15) == 0 && len % 64 == 0)) {
+		for (size_t i = 0; i < len; i += 64) {
+			__m128i a = _mm_load_si128((const __m128i *)(const void *)(src + i));
+			__m128i b = _mm_load_si128((const __m128i *)(const void *)(src + i + 16));
+			__m128i c = _mm_load_si128((const __m128i *)(const void *)(src + i + 32));
+			__m128i d = _mm_load_si128((const __m128i *)(const void *)(src + i + 48));
+			_mm_stream_si128((__m128i *)(void *)(dst + i), a);
+			_mm_stream_si128((__m128i *)(void *)(dst + i + 16), b);
+			_mm_stream_si128((__m128i *)(void *)(dst + i + 32), c);
+			_mm_stream_si128((__m128i *)(void *)(dst + i + 48), d);
+		}
+		return;
+	}
+#endif
+	memcpy(dst, src, len);
+}
+
+/*
  * Copy between iov and the file's mapping at off (to the mapping if write); false if the mapping faulted.
  * noinline: nothing of the caller's lives across the jump.
  */
@@ -1253,29 +1285,34 @@ static __attribute__((noinline)) bool map_copy(struct dbk_dfs_file *f, const str
 					       bool write)
 {
 	sigjmp_buf env;
-	char *p = f->map + off;
+	char *p;
 
 	if (sigsetjmp(env, 0) != 0)
 		return false;
+	p = f->map + off;	/* set after the jump point: nothing changed after it is read after a jump */
 	t_guard_lo = f->map;
 	t_guard_hi = f->map + f->map_reserve;
 	t_guard_env = &env;
 	atomic_signal_fence(memory_order_seq_cst);
 	for (int i = 0; i < iovcnt; i++) {
 		if (write)
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+			map_store(p, iov[i].iov_base, iov[i].iov_len);
 		else
 			memcpy(iov[i].iov_base, p, iov[i].iov_len);
 		p += iov[i].iov_len;
 	}
+#if defined(__x86_64__)
+	if (write)
+		_mm_sfence();	/* the streamed stores are visible before the write completes */
+#endif
 	atomic_signal_fence(memory_order_seq_cst);
 	t_guard_env = NULL;
 	return true;
 }
 
 /*
- * DBK_DFS_LOCAL_MMAP: which I/O goes through the mapping. "read" (the default): reads; "rw": reads and
- * writes; "off": none (all I/O by syscall). Anything else: the default.
+ * DBK_DFS_LOCAL_MMAP: which I/O goes through the mapping. "rw" (the default): reads and writes; "read":
+ * reads; "off": none (all I/O by syscall). Anything else: the default.
  */
 enum { MAP_OFF, MAP_READ, MAP_RW };
 
@@ -1285,9 +1322,9 @@ static int map_mode(void)
 
 	if (v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0))
 		return MAP_OFF;
-	if (v != NULL && strcmp(v, "rw") == 0)
-		return MAP_RW;
-	return MAP_READ;
+	if (v != NULL && strcmp(v, "read") == 0)
+		return MAP_READ;
+	return MAP_RW;
 }
 
 static void map_set_len(struct dbk_dfs_file *f, uint64_t size)
@@ -1319,7 +1356,20 @@ static void map_open(struct dbk_dfs_file *f, const struct stat *st)
 	if (m == MAP_FAILED)
 		return;
 	(void)madvise(m, want, MADV_DONTFORK);
+	/*
+	 * Random access, no read-ahead, on the mapping and the descriptor. Besides sparing reads of pages nobody
+	 * asked for, this keeps the page cache of the file in 4 KiB folios: ext4 builds large folios (up to
+	 * 128 KiB and more) from read-ahead and from large writes, and then every 4 KiB write, by pwritev or by
+	 * a write fault, goes over the folio's 32 buffer heads (~5-7 us instead of ~2), and a fault marks the
+	 * whole folio dirty, so writeback and FLUSH write 128 KiB for 4 KiB. A fault on a MADV_RANDOM mapping
+	 * and a read on a POSIX_FADV_RANDOM descriptor bring in exactly the pages asked for, in 4 KiB folios.
+	 * What pwritev creates stays as it is (a write of N pages makes an N-page folio): the writes that still go
+	 * by syscall (the mapping resting, beyond its end) and what other processes wrote.
+	 */
+	(void)madvise(m, want, MADV_RANDOM);
+	(void)posix_fadvise(f->fd, 0, 0, POSIX_FADV_RANDOM);
 	f->map = m;
+	f->map_page = (uint64_t)sysconf(_SC_PAGESIZE);
 	f->map_reserve = want;
 	f->map_writes = mode == MAP_RW;
 	map_set_len(f, size);
@@ -1563,6 +1613,50 @@ static bool map_usable(struct dbk_dfs_eq *eq, struct dbk_dfs_file *f, const stru
 }
 
 /*
+ * pwritev in pieces of one page (at most 8 segments each), so that pages the write brings into the page cache
+ * are 4 KiB folios, as the mapping's faults make them (see map_open), and not one folio of the write's size.
+ * Returns the bytes written (short after a short or failed piece) or -1 with errno if none.
+ */
+static ssize_t pwrite_pages(int fd, const struct iovec *iov, int iovcnt, uint64_t off, uint64_t total, uint64_t page)
+{
+	uint64_t done = 0;
+	size_t ioff = 0;
+	int i = 0;
+
+	while (done < total) {
+		struct iovec v[8];
+		uint64_t want = total - done < page ? total - done : page, got = 0;
+		int n = 0;
+		ssize_t r;
+
+		while (got < want && i < iovcnt && n < 8) {
+			size_t take = iov[i].iov_len - ioff;
+
+			if (take > want - got)
+				take = (size_t)(want - got);
+			v[n].iov_base = (char *)iov[i].iov_base + ioff;
+			v[n].iov_len = take;
+			n++;
+			got += take;
+			ioff += take;
+			if (ioff == iov[i].iov_len) {
+				i++;
+				ioff = 0;
+			}
+		}
+		if (n == 0)
+			break;
+		r = pwritev(fd, v, n, (off_t)(off + done));
+		if (r < 0)
+			return done > 0 ? (ssize_t)done : -1;
+		done += (uint64_t)r;
+		if ((uint64_t)r < got)
+			break;
+	}
+	return (ssize_t)done;
+}
+
+/*
  * Do a read or write inline (see the top of the file): true if done, the result in l->res and the op on
  * the done list; false to go through the ring.
  */
@@ -1584,7 +1678,7 @@ static bool try_inline(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct 
 		 * preemption on a busy machine; a cold page cache makes many copies wait, if not all (read-ahead
 		 * brings some pages in).
 		 */
-		if (t1 - t0 > MAP_SLOW_NS) {
+		if (t1 - t0 > MAP_SLOW_NS + (l->total / 4096) * MAP_SLOW_PAGE_NS) {
 			eq->map_slow++;
 			eq->map_fast = 0;
 		} else if (++eq->map_fast >= MAP_SLOW_WINDOW) {
@@ -1621,7 +1715,10 @@ static bool try_inline(struct dbk_dfs_eq *eq, struct dbk_dfs_file *file, struct 
 			return false;
 		if (t0 < eq->ring_writes_until)
 			return false;
-		r = pwritev(l->fd, l->iov, l->iovcnt, (off_t)l->off);
+		if (file->map != NULL && l->total > file->map_page)
+			r = pwrite_pages(l->fd, l->iov, l->iovcnt, l->off, l->total, file->map_page);
+		else
+			r = pwritev(l->fd, l->iov, l->iovcnt, (off_t)l->off);
 		if (mono_ns() - t0 > SLOW_NS)
 			eq->ring_writes_until = t0 + BACKOFF_NS;
 	}

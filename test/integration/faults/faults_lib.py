@@ -76,9 +76,10 @@ def log(msg):
 # ------------------------------------------------------------------ the daemon
 
 class Daemon:
-    """daosblk-tgt on its own RPC socket. nofile: RLIMIT_NOFILE (soft and hard) for the daemon only."""
+    """daosblk-tgt on its own RPC socket. nofile: RLIMIT_NOFILE (soft and hard) for the daemon only; env: variables
+    added to the daemon's environment."""
 
-    def __init__(self, mask="0x1", extra=(), config=None, nofile=None, tag="tgt", workdir=None):
+    def __init__(self, mask="0x1", extra=(), config=None, nofile=None, tag="tgt", workdir=None, env=None):
         b = build_dir()
         self.tgt = os.path.join(b, "app", "daosblk-tgt")
         self.rpc_bin = os.path.join(b, "tools", "rpc", "daosblk-rpc")
@@ -99,7 +100,11 @@ class Daemon:
 
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, preexec_fn=limit)
+        penv = None
+        if env:
+            penv = dict(os.environ)
+            penv.update(env)
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, preexec_fn=limit, env=penv)
         self.pid = self.proc.pid
         deadline = time.time() + 60
         while True:

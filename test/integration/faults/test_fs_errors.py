@@ -11,11 +11,17 @@ writes succeed again.
 EIO: the --dfs-root is an ext4 on a loop device made here. After blocks are
 written and FLUSHed, the file system is shut down (EXT4_IOC_SHUTDOWN, what
 xfs_io's "shutdown" and a dying disk give: every later I/O on it fails with
-EIO). Writes, reads and FLUSH on that namespace complete with Internal Error
-(SCT 0, SC 0x06, DNR; nvmet's choice for EIO), the malloc namespace and the
-admin queue keep working, and SIGINT still stops the daemon cleanly. The file
-system is then unmounted and mounted again, a new daemon re-creates the bdev,
-and every block FLUSHed before the failure reads back intact.
+EIO). The FLUSH completes with Internal Error (SCT 0, SC 0x06, DNR; nvmet's
+choice for EIO), and so does every write and every read of a block not in the
+page cache after that FLUSH. Writes between the failure and the FLUSH depend on the
+engine's mode: with writes through the file's mapping (DBK_DFS_LOCAL_MMAP=rw,
+the default) the kernel still takes a copy into the page cache of a shut-down
+ext4, so they may be acknowledged, as a disk with a volatile write cache
+acknowledges writes it cannot keep, and the FLUSH that follows reports the
+loss; with writes by syscall (=read) they fail at once. The malloc namespace
+and the admin queue keep working, and SIGINT still stops the daemon cleanly.
+The file system is then unmounted and mounted again, a new daemon re-creates
+the bdev, and every block FLUSHed before the failure reads back intact.
 
 Needs root (mount, losetup, mkfs.ext4); without them the test exits 77 with
 the reason.
@@ -79,8 +85,8 @@ class FsErrors(unittest.TestCase):
         self.dirs.append(d)
         return d
 
-    def start(self, root):
-        self.d = fl.Daemon(mask="0x1", extra=("--dfs-root", root))
+    def start(self, root, env=None):
+        self.d = fl.Daemon(mask="0x1", extra=("--dfs-root", root), env=env)
         d = self.d
         d.rpc("nvmf_create_transport", "-t", "TCP", "-u", 16384, "-i", 131072, "-c", 8192)
         d.rpc("bdev_malloc_create", 8, BS, "-b", "Malloc0")
@@ -175,6 +181,13 @@ class FsErrors(unittest.TestCase):
 
     # ---------------------------------------------------------------- EIO
     def test_eio(self):
+        self.eio(None)
+
+    def test_eio_syscall_writes(self):
+        self.eio("read")
+
+    def eio(self, mmap_mode):
+        env = {"DBK_DFS_LOCAL_MMAP": mmap_mode} if mmap_mode else None
         work = self.tmpdir("eio")
         img = os.path.join(work, "fs.img")
         mnt = os.path.join(work, "mnt")
@@ -193,7 +206,7 @@ class FsErrors(unittest.TestCase):
         self.mounts.append(mnt)
         dfs(mnt, "pool", "create", "test-pool")
         dfs(mnt, "cont", "create", "test-pool", "eio-cont", "--type", "POSIX")
-        d = self.start(mnt)
+        d = self.start(mnt, env)
         d.rpc("bdev_daos_create", "daosdev0", "test-pool", "eio-cont", 16, BS)
         a, q = self.export(d)
         ranges = [(0, 16), (100, 1), (1000, 32), (4000, 2)]
@@ -212,12 +225,24 @@ class FsErrors(unittest.TestCase):
         finally:
             os.close(fd)
         fl.log("ext4 on %s shut down: its I/O now fails with EIO" % lo)
-        self.expect_status(self.write(q, 1, 200, 1, 2), 0, 0x06, "an in-capsule write after EIO")
-        self.expect_status(self.write(q, 1, 300, 16, 2), 0, 0x06, "an R2T write after EIO")
-        cpl, _ = self.cmd(q, q.submit_read, 1, 2000, 8, BS)  # never read before: not in the page cache
-        self.expect_status(cpl, 0, 0x06, "a read after EIO")
+        early = [self.write(q, 1, 200, 1, 2), self.write(q, 1, 300, 16, 2)]
+        for cpl, what in zip(early, ("an in-capsule write after EIO", "an R2T write after EIO")):
+            if mmap_mode == "read" or not cpl.ok:
+                self.expect_status(cpl, 0, 0x06, what)
+        fl.log("writes before the FLUSH: %s" % ", ".join(fl.status_name(c) for c in early))
+        if mmap_mode == "read":
+            # The failed writes took the mapping out of service: the read goes by syscall, which reports EIO.
+            cpl, _ = self.cmd(q, q.submit_read, 1, 2000, 8, BS)  # never read before: not in the page cache
+            self.expect_status(cpl, 0, 0x06, "a read after EIO")
         cpl, _ = self.cmd(q, q.submit_flush, 1)
         self.expect_status(cpl, 0, 0x06, "a FLUSH after EIO")
+        # After the failed FLUSH the mapping serves nothing: no copies into or out of the page cache of the
+        # dead file system (a fault on a hole would read zeros without asking the disk).
+        cpl, _ = self.cmd(q, q.submit_read, 1, 3000, 8, BS)
+        self.expect_status(cpl, 0, 0x06, "a read after the failed FLUSH")
+        self.expect_status(self.write(q, 1, 400, 1, 2), 0, 0x06, "an in-capsule write after the failed FLUSH")
+        self.expect_status(self.write(q, 1, 500, 16, 2), 0, 0x06, "an R2T write after the failed FLUSH")
+        self.expect_status(self.write(q, 1, 200, 1, 3), 0, 0x06, "a rewrite after the failed FLUSH")
         self.still_serving(a, q, "after EIO")
         q.close()
         a.close()
