@@ -23,7 +23,7 @@
 #   CLIENT (spdk when SPDK_DIR/build/bin/spdk_nvme_perf exists, else daosblk: daosblk-perf, the same -q -o -w -M)
 #   SPDK_MEM_MB (1024: SPDK runs with --no-huge -s SPDK_MEM_MB)  RESULTS_DIR (kept; default a temp dir)
 #   DBK_TGT_ARGS (extra daosblk-tgt arguments, e.g. --busy-poll)
-#   DBK_DFS_LOCAL_MMAP (the local engine's mapping: read, the default; rw; off) is passed on to daosblk-tgt
+#   DBK_DFS_LOCAL_MMAP (the local engine's mapping: rw, the default; read; off) is passed on to daosblk-tgt
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${SPDK_DIR:=}"
@@ -238,4 +238,4 @@ echo
 echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)');" \
     "build $DBK_BUILD_DIR; kernel $(uname -r); $(nproc) cores; targets on core $TGT_CORE, client on core $CLIENT_CORE;" \
     "${SIZE_MB} MiB bdevs of ${BLOCK_SIZE} B blocks prefilled with 128K writes; local engine root on $(df -T "$LROOT" | awk 'NR == 2 {print $2}');" \
-    "DBK_DFS_LOCAL_MMAP=${DBK_DFS_LOCAL_MMAP:-read (default)}; ${RUNTIME} s runs; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+    "DBK_DFS_LOCAL_MMAP=${DBK_DFS_LOCAL_MMAP:-rw (default)}; ${RUNTIME} s runs; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."

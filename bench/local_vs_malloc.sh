@@ -7,7 +7,7 @@
 #   bench/local_vs_malloc.sh                      # SPDK's spdk_nvme_perf from SPDK_DIR (/opt/spdk) if built there,
 #                                                 # else daosblk-perf; RUNTIME=8 REPEAT=3
 #   CLIENT=daosblk bench/local_vs_malloc.sh       # daosblk-perf even when SPDK is there
-#   DBK_DFS_LOCAL_MMAP=rw bench/local_vs_malloc.sh   # writes through the mapping too (see the README)
+#   DBK_DFS_LOCAL_MMAP=read bench/local_vs_malloc.sh # writes by syscall, not through the mapping (see the README)
 #
 # Every other variable of bench/daos_side_by_side.sh applies (RESULTS_DIR keeps the raw results).
 set -euo pipefail
