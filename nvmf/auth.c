@@ -985,6 +985,8 @@ static void auth_send(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_
 	} else if (m[0] == MSG_COMMON && m[1] == ID_FAILURE2 && a->step == STEP_SUCCESS2 && get16(m + 4) == a->tid) {
 		DBK_NOTICELOG("%s: host %s qid %u: the host rejected the controller's response (Failure2, reason %u/%u)",
 			      a->subnqn, a->hostnqn, a->q->qid, m[6], m[7]);
+		/* an AUTH_Receive from here on gets Failure1: with a reason, not the reserved explanation 0 */
+		a->rce = RCE_FAILED;
 		give_up(a);
 	} else if (a->step == STEP_DONE && a->authenticated) {
 		/* an authenticated queue takes only a new Negotiate */

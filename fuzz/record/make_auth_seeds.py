@@ -143,6 +143,8 @@ SEEDS = {
     "success2-short": setup(H_BI) + negotiate(groups=G_NULL) + recv() + reply(flags=1) + recv() + success2(flags=2)
     + recv(),
     "success2-unasked": setup(H_UNI) + uni(groups=G_NULL) + success2() + recv() + gate(),
+    "failure2": setup(H_BI3) + negotiate(groups=G_NULL) + recv() + reply(flags=1) + recv()
+    + failure2(rc=1, rce=1) + gate() + recv(),
     "failure2-wrong-tid": setup(H_BI) + negotiate(groups=G_NULL) + recv() + reply(flags=1) + recv()
     + failure2(flags=1) + recv(),
     "failure2-early": setup(H_UNI) + negotiate(groups=G_NULL) + failure2() + recv(),
