@@ -166,8 +166,9 @@ int dbk_dhchap_secret_parse(const char *str, struct dbk_dhchap_secret *out, char
 	for (size_t i = 0; i < b64len; i++) {
 		char c = b64[i];
 
+		/* '=' only as padding: the last character, or the last two (EVP_DecodeBlock takes it anywhere, as 0) */
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-		      c == '/' || (c == '=' && i >= b64len - 2))) {
+		      c == '/' || (c == '=' && (i == b64len - 1 || (i == b64len - 2 && b64[b64len - 1] == '='))))) {
 			snprintf(err, errlen, "DHHC-1 secret: invalid base64");
 			return -EINVAL;
 		}
