@@ -16,8 +16,9 @@
  *                string, up to a NUL)
  *        what 0, 1, built: u8 transformation / hash indicator (printed as two digits, mod 100), u8 key length
  *                (0: 32, 1: 48, 2: 64, else 1 + (n mod 80)), the key bytes, u8 flags (bit 0 a wrong CRC,
- *                bit 1 no padding), u8 edit count, edits of 3 bytes (u8 op: 0 replace, 1 insert, 2 delete;
- *                u8 position mod the length; u8 character), then the NQN for the transformation (DHHC-1)
+ *                bit 1 no padding), u8 edit count, edits of 3 bytes (u8 op: 0 replace, 1 insert, 2 delete,
+ *                3 swap with the next; u8 position: below 128 from the start, else pos - 128 from the end,
+ *                mod the length; u8 character), then the NQN for the transformation (DHHC-1)
  *        what 2: the identity's bytes (no NUL needed)
  *        what 3: as 1 built (the PSK), then u8 identity version, u16 identity buffer size (0: 640), then the
  *                host NQN and the subsystem NQN, NUL-separated
@@ -181,12 +182,17 @@ static void build_interchange(struct fuzz_in *in, const char *prefix, char *s, s
 	snprintf(s, cap, "%s%02u:%s:", prefix, hh % 100, b64);
 	n = strlen(s);
 	for (unsigned e = fin_u8(in); e > 0 && in->n >= 3; e--) {
-		uint8_t op = fin_u8(in) % 3, pos = fin_u8(in), ch = fin_u8(in);
-		size_t p = n ? pos % (n + (op == 1)) : 0;
+		uint8_t op = fin_u8(in) % 4, pos = fin_u8(in), ch = fin_u8(in);
+		size_t m = n + (op == 1), p = !m ? 0 : pos < 128 ? pos % m : m - 1 - (size_t)(pos - 128) % m;
 
 		if (ch == 0)
 			ch = '=';
-		if (op == 0 && n) {
+		if (op == 3 && p + 1 < n) {
+			char t = s[p];
+
+			s[p] = s[p + 1];
+			s[p + 1] = t;
+		} else if (op == 0 && n) {
 			s[p] = (char)ch;
 		} else if (op == 1 && n + 1 < cap) {
 			memmove(s + p + 1, s + p, n - p + 1);
@@ -371,7 +377,7 @@ static void do_derive(struct fuzz_in *in, const struct dbk_tls_psk *k, const cha
 	/* what it must make: "NVMe<v>R<cc> host sub" (+ " " and the base64 of an L-byte HMAC for version 1) */
 	size_t want_len = 9 + hl + 1 + sl + (version ? 1 + (L + 2) / 3 * 4 : 0);
 	bool can = hl <= DBK_TLS_NQN_MAX && sl <= DBK_TLS_NQN_MAX && want_len < idlen &&
-		   (version == 1 || want_len <= 255);	/* version 0: the identity is HKDF-Expand-Label's context */
+		   (version == 1 || want_len <= 255);	/* v0: the identity is HKDF-Expand-Label's context */
 
 	if (rc >= 0 && !can)
 		fail("dbk_tls_psk_for derived from NQNs or into a buffer it cannot take", s);
