@@ -809,7 +809,7 @@ static void check_challenge(struct fq *f, const uint8_t *m, size_t n, bool model
 		if (hash != f->hash || dh != f->dhgroup) {
 			fprintf(fuzz_stderr, "fuzz_auth: Challenge hash %d group %d, predicted %d %d\n", hash, dh,
 				f->hash, f->dhgroup);
-			bad(f, "Challenge with another hash function or DH group than the strongest offered and allowed");
+			bad(f, "Challenge with another hash or DH group than the strongest offered and allowed");
 		}
 	}
 	f->chal = true;
@@ -1619,6 +1619,38 @@ static void op_disconnect(struct fq *f, bool race)
 		wait_req(r);
 }
 
+/* The queue's "auth" in nvmf_subsystem_get_qpairs: present when it must authenticate, its state the model's. */
+static void check_json(struct fq *f)
+{
+	static const char *const states[] = {"negotiate", "challenge", "reply", "success1",
+					     "success2",  "failure1",  "completed", "error"};
+	json_t *o, *a;
+	const char *st;
+	int i;
+
+	if (f->fini)
+		return;
+	o = json_object();
+	nvmf_auth_qpair_json(&f->q, o);
+	a = json_object_get(o, "auth");
+	if ((a != NULL) != (f->connected && f->auth))
+		bad(f, "nvmf_subsystem_get_qpairs: \"auth\" for a queue that needs none, or none for one that does");
+	if (a) {
+		st = json_string_value(json_object_get(a, "state"));
+		for (i = 0; st && i < 8; i++)
+			if (strcmp(st, states[i]) == 0)
+				break;
+		if (!st || i == 8 || !json_is_string(json_object_get(a, "digest")) ||
+		    !json_is_string(json_object_get(a, "dhgroup")))
+			bad(f, "a malformed \"auth\" object in nvmf_subsystem_get_qpairs");
+		if (g_predict && f->step == T_DONE && strcmp(st, "completed") != 0)
+			bad(f, "nvmf_subsystem_get_qpairs does not show an authenticated queue as completed");
+		if (g_predict && f->step == T_FAILED && strcmp(st, "error") != 0)
+			bad(f, "nvmf_subsystem_get_qpairs does not show a failed queue as error");
+	}
+	json_decref(o);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -1699,6 +1731,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	fuzz_poll_idle();
+	for (int i = 0; i < 2; i++)
+		check_json(&g_q[i]);
 	/* The host goes away: every request the core holds comes back, then qpair_fini. */
 	for (int i = 0; i < 2; i++)
 		if (!g_q[i].fini)
