@@ -22,7 +22,8 @@
  * controller, and any key change is undone before the next input.
  *
  * Oracle besides the sanitizers: every completion's status is one the
- * command can have; an AUTH_Receive's data is a well-formed Challenge
+ * command can have; once a Failure1 came, nothing but Failure1 and
+ * Authentication Required (a failed transaction stays failed, whatever raced it); an AUTH_Receive's data is a well-formed Challenge
  * (lengths agree with the hash and the DH group, both allowed by the target's
  * configuration and offered by the host, sequence number not 0, a DH value
  * the host can use), Success1 or Failure1 (reason code explanation 1..7), and
@@ -282,6 +283,7 @@ struct fq {
 	bool auth;		/* ... with AUTHREQ.ATR: the queue must authenticate */
 	enum tstep step;
 	enum authed authed;
+	bool failed;		/* a Failure1 came: the transaction failed for good, whatever raced it */
 	int exp_rce;		/* reason code explanation of the Failure1 to come, 0: not predicted */
 	bool tid_known;
 	uint16_t tid;
@@ -769,6 +771,7 @@ static void check_failure1(struct fq *f, const uint8_t *m, size_t n, bool model,
 	for (size_t i = 8; i < n; i++)
 		if (m[i])
 			bad(f, "bytes after Failure1");
+	f->failed = true;
 	/* the transaction has failed: the queue is closed soon, and takes nothing more */
 	f->step = sync ? T_FAILED : T_UNKNOWN;
 	f->authed = A_NO;
@@ -786,6 +789,8 @@ static void check_challenge(struct fq *f, const uint8_t *m, size_t n, bool model
 	int hash = m[8], dh = m[9];
 	size_t hl = dbk_auth_hash_len(hash), dhv = get16(m + 10);
 
+	if (f->failed)
+		bad(f, "a Challenge after Failure1: a failed transaction went on");
 	if (m[2] || m[3] || m[7])
 		bad(f, "Challenge with reserved bytes set");
 	if (!hl || m[6] != hl)
@@ -833,6 +838,8 @@ static void check_challenge(struct fq *f, const uint8_t *m, size_t n, bool model
 
 static void check_success1(struct fq *f, const uint8_t *m, size_t n, bool model, bool sync)
 {
+	if (f->failed)
+		bad(f, "Success1 after Failure1: a failed transaction went on");
 	if (m[2] || m[3] || m[7] || m[9] || m[10] || m[11] || m[12] || m[13] || m[14] || m[15])
 		bad(f, "Success1 with reserved bytes set");
 	if (m[6] != 32 && m[6] != 48 && m[6] != 64)
@@ -1007,7 +1014,7 @@ static void check_completion(struct freq *r)
 				bad(f, "Authentication Required on a queue that needs none or has authenticated");
 			if (f->qid == 0 && st != 0)
 				bad(f, "a Property Get/Set failed on an authenticated admin queue");
-		} else if (f->authed == A_NO && !denied) {
+		} else if ((f->authed == A_NO || f->failed) && !denied) {
 			bad(f, "a command on a queue that has not authenticated did not get Authentication Required");
 		}
 	}

@@ -900,7 +900,12 @@ static void refresh_done(void *arg)
 	struct refresh *r = arg;
 	struct nvmf_auth *a = r->a;
 
-	if (r->rc) {
+	if (a->step == STEP_FAILED) {
+		/*
+		 * The transaction failed while the keys were fetched (the host read its Failure1 meanwhile): nothing
+		 * more is taken, and the queue still closes at the time give_up() set.
+		 */
+	} else if (r->rc) {
 		end_transaction(a);
 		a->tid = get16(r->m + 4);
 		fail1(a, RCE_FAILED, r->err);
