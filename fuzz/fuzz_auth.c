@@ -23,7 +23,9 @@
  *
  * Oracle besides the sanitizers: every completion's status is one the
  * command can have; once a Failure1 came, nothing but Failure1 and
- * Authentication Required (a failed transaction stays failed, whatever raced it); an AUTH_Receive's data is a well-formed Challenge
+ * Authentication Required (a failed transaction stays failed, whatever raced it);
+ * a Success1 only after a Reply whose response is the host's (the harness's
+ * own Replies, and the input's with the null DH group); an AUTH_Receive's data is a well-formed Challenge
  * (lengths agree with the hash and the DH group, both allowed by the target's
  * configuration and offered by the host, sequence number not 0, a DH value
  * the host can use), Success1 or Failure1 (reason code explanation 1..7), and
@@ -269,6 +271,9 @@ struct freq {
 };
 
 /* The harness's view of the controller's authentication step on a queue (T_UNKNOWN: not predicted). */
+/* The host's response (R1) in the last Reply the controller took: a Success1 answers only a right one. */
+enum { R1_NONE, R1_RIGHT, R1_WRONG, R1_UNKNOWN };
+
 enum tstep { T_UNKNOWN, T_NEGOTIATE, T_CHALLENGE, T_REPLY, T_SUCCESS1, T_SUCCESS2, T_FAILURE1, T_DONE, T_FAILED };
 enum authed { A_UNKNOWN, A_NO, A_YES };
 
@@ -284,6 +289,7 @@ struct fq {
 	enum tstep step;
 	enum authed authed;
 	bool failed;		/* a Failure1 came: the transaction failed for good, whatever raced it */
+	int r1;			/* the last Reply since the last Challenge: R1_* */
 	int exp_rce;		/* reason code explanation of the Failure1 to come, 0: not predicted */
 	bool tid_known;
 	uint16_t tid;
@@ -819,6 +825,7 @@ static void check_challenge(struct fq *f, const uint8_t *m, size_t n, bool model
 	}
 	f->chal = true;
 	f->replied = false;
+	f->r1 = R1_NONE;
 	f->ctid = get16(m + 4);
 	f->chash = hash;
 	f->cdh = dh;
@@ -840,6 +847,9 @@ static void check_success1(struct fq *f, const uint8_t *m, size_t n, bool model,
 {
 	if (f->failed)
 		bad(f, "Success1 after Failure1: a failed transaction went on");
+	if (f->r1 == R1_NONE || f->r1 == R1_WRONG)
+		bad(f, f->r1 == R1_NONE ? "Success1 without a Reply to the Challenge"
+				       : "Success1 to a Reply whose response is not the host's");
 	if (m[2] || m[3] || m[7] || m[9] || m[10] || m[11] || m[12] || m[13] || m[14] || m[15])
 		bad(f, "Success1 with reserved bytes set");
 	if (m[6] != 32 && m[6] != 48 && m[6] != 64)
@@ -1205,6 +1215,31 @@ static void op_negotiate(struct fq *f, struct fuzz_in *in, int tweak, bool race)
 		wait_req(r);
 }
 
+/*
+ * Whether the harness knows the key the controller checks a response with: the one the host entry named at the
+ * last Negotiate (f->txhk); unsure once keys changed while a Negotiate may have been under way.
+ */
+static bool r1_known(void)
+{
+	return g_predict || !g_keys_changed;
+}
+
+/* A Reply of the input's own: is its response the host's, for the last Challenge? (null DH group only) */
+static int raw_r1(const struct fq *f, const uint8_t *m, size_t n)
+{
+	uint8_t want[64];
+	size_t hl = f->hl;
+
+	if (!r1_known() || !f->chal || f->cdh != 0 || !keyed_host(f->host) || f->txhk < 0)
+		return R1_UNKNOWN;
+	if (m[6] != hl || n < 16 + 2 * hl || get16(m + 4) != f->ctid)
+		return R1_WRONG;	/* refused before the response is looked at */
+	if (dbk_dhchap_response(f->chash, g_tkey[f->host][f->txhk], g_tkey_len[f->host][f->txhk], f->c1, f->s1,
+				f->ctid, 0, false, g_hostnqn[f->host], SUBNQN, want) != 0)
+		abort();
+	return memcmp(want, m + 16, hl) == 0 ? R1_RIGHT : R1_WRONG;
+}
+
 static void store_reply(struct fq *f, bool cvalid, uint32_t s2, uint16_t tid, int hash, const uint8_t *c2,
 			const uint8_t *skey, size_t skey_len)
 {
@@ -1301,6 +1336,11 @@ static void op_reply(struct fq *f, struct fuzz_in *in, int tweak, bool race)
 	}
 	if (flags & 2)
 		m[16] ^= 1;
+	if (reaches_protocol(f, tweak)) {
+		bool right = f->chal && keyed_host(f->host) && f->txhk >= 0 && !(flags & 6) && !((flags & 8) && dhv);
+
+		f->r1 = !r1_known() ? R1_UNKNOWN : right ? R1_RIGHT : R1_WRONG;
+	}
 	if (flags & 0x80)
 		tl--;
 	r = auth_send(f, m, tl, tweak, K_REPLY);
@@ -1445,6 +1485,8 @@ static void op_raw_send(struct fq *f, struct fuzz_in *in, int tweak, bool race)
 			f->txhk = hk;
 			f->txck = ck;
 		}
+		if (n >= 16 && in->p[0] == 0x01 && in->p[1] == 0x02)
+			f->r1 = raw_r1(f, in->p, n);
 		predict_raw(f, in->p, n);
 		f->replied = false;
 	}
