@@ -22,19 +22,19 @@
  * controller, and any key change is undone before the next input.
  *
  * Oracle besides the sanitizers: every completion's status is one the
- * command can have; once a Failure1 came, nothing but Failure1 and
- * Authentication Required (a failed transaction stays failed, whatever raced it);
- * a Success1 only after a Reply whose response is the host's (the harness's
- * own Replies, and the input's with the null DH group); an AUTH_Receive's data is a well-formed Challenge
+ * command can have; an AUTH_Receive's data is a well-formed Challenge
  * (lengths agree with the hash and the DH group, both allowed by the target's
  * configuration and offered by the host, sequence number not 0, a DH value
  * the host can use), Success1 or Failure1 (reason code explanation 1..7), and
- * zeros after it; a controller's response in Success1 is the right one. Where
- * the harness knows the transaction's state (the commands it built, answered
- * one at a time) it predicts what the target does: which hash and group it
- * picks, that a broken Reply fails and a correct one succeeds, the reason
- * code, and whether the queue takes other commands (Authentication Required
- * until it has authenticated).
+ * zeros after it; a controller's response in Success1 is the right one; a
+ * Success1 only answers a Reply whose response is the host's (the harness's
+ * own Replies, and the input's with the null DH group); once a Failure1 came,
+ * nothing but Failure1 and Authentication Required (a failed transaction
+ * stays failed, whatever raced it). Where the harness knows the transaction's
+ * state (the commands it built, answered one at a time) it predicts what the
+ * target does: which hash and group it picks, that a broken Reply fails and a
+ * correct one succeeds, the reason code, and whether the queue takes other
+ * commands (Authentication Required until it has authenticated).
  *
  * Input: u8 setup: bits 0-2 the host of both queues' Connect (5: not allowed; 6, 7: hosts 0, 1),
  *                  bit 3 no admin Connect (AUTH commands on an unconnected queue)
