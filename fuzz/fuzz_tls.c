@@ -16,17 +16,20 @@
  * The target: a TCP transport (8 KiB in-capsule data), subsystem nqn.2016-06.io.spdk:tls listening securely
  * (the address of an in-process transport of the harness's: nothing binds) with a 1 MiB RAM disk and hosts
  * 0: PSK 01 (32 bytes), 1: PSK 02 (48), 2: PSK 00 (48), 3: PSK 00 (32), 4: no PSK, 5: a PSK removed from the
- * keyring; host 6 is not allowed; nqn.2016-06.io.spdk:tls2 has host 0 with its PSK but no secure listener.
+ * keyring, 7: a damaged PSK (CRC), 8: PSK 01 and a 223-character NQN (a version 0 identity is too long for the
+ * TLS PSK derivation); host 6 is not allowed; nqn.2016-06.io.spdk:tls2 has host 0 with its PSK but no secure
+ * listener.
  *
  * Oracle besides the sanitizers: the target's bytes are TLS records (types 20-23, version 3.x, at most
  * 2^14 + 256 bytes); the handshake succeeds exactly when the identity names a host with a usable PSK on a
  * subsystem that listens securely (or the discovery subsystem), the key is the host's and the client offers the
- * identity's cipher suite; over the TLS stream the target writes well-formed PDUs, and a Connect succeeds
- * exactly when it names the identity's host; a changed record or the host's close ends the connection, and
+ * identity's cipher suite; over the TLS stream the target writes well-formed PDUs, a Connect succeeds
+ * exactly when it names the identity's host, and nvmf_subsystem_get_qpairs shows its queue with that TLS session; a changed record or the host's close ends the connection, and
  * every connection, established or not, is closed (the socket's end reads EOF) before the next input.
  *
- * Input: u8 mode: bit 0 the harness's OpenSSL client (else the rest is the host's raw stream, sent in chunks)
- *        client: u8 host (mod 7), u8 flags: bit 0 identity version 1, bits 1-2 cipher suites offered (0 both,
+ * Input: u8 mode: bit 0 the harness's OpenSSL client (else the rest is the host's raw stream, sent in chunks),
+ *                bit 1 (raw) a TLS server of its own that is destroyed while the handshake is under way
+ *        client: u8 host (mod 9), u8 flags: bit 0 identity version 1, bits 1-2 cipher suites offered (0 both,
  *                1 TLS_AES_128_GCM_SHA256, 2 TLS_AES_256_GCM_SHA384, 3 both, the other first), bit 3 a wrong
  *                key, bit 4 the identity names nqn.2016-06.io.spdk:tls2, bit 5 the discovery subsystem,
  *                bit 6 the identity is the input's (u8 n, n bytes)
@@ -60,10 +63,12 @@
 
 #define SUBNQN "nqn.2016-06.io.spdk:tls"
 #define SUBNQN2 "nqn.2016-06.io.spdk:tls2"
-#define NHOSTS 7
+#define NHOSTS 9
 #define H_NOPSK 4
 #define H_REMOVED 5
 #define H_UNKNOWN 6
+#define H_BADPSK 7	/* its key in the keyring is not a PSK */
+#define H_LONG 8	/* a 223-character NQN: a version 0 identity is too long to derive a TLS PSK from */
 #define SPINS 4000	/* rounds of client, socket and reactor before the harness calls it a hang */
 
 struct pskdef {
@@ -71,8 +76,9 @@ struct pskdef {
 	size_t len;	/* 0: none */
 };
 
-static const struct pskdef g_pskdefs[NHOSTS] = {{1, 32}, {2, 48}, {0, 48}, {0, 32}, {0, 0}, {1, 32}, {0, 0}};
-static char g_hostnqn[NHOSTS][80];
+static const struct pskdef g_pskdefs[NHOSTS] = {{1, 32}, {2, 48}, {0, 48}, {0, 32}, {0, 0},
+						{1, 32}, {0, 0},  {1, 32}, {1, 32}};
+static char g_hostnqn[NHOSTS][DBK_TLS_NQN_MAX + 1];
 static struct dbk_tls_psk g_psk[NHOSTS];
 static struct dbk_tls_server *g_srv;
 static struct dbk_nvmf_listen_addr g_addr;
@@ -223,6 +229,8 @@ static void make_psk(int h)
 		fprintf(fuzz_stderr, "fuzz_tls: own PSK refused: %s\n", err);
 		abort();
 	}
+	if (h == H_BADPSK)
+		s[17] = s[17] == 'A' ? 'B' : 'A';	/* the keyring's copy: a CRC mismatch */
 	snprintf(path, sizeof(path), "%s/psk%d", fuzz_tmpdir(), h);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, s, strlen(s)) < 0 || close(fd) != 0)
@@ -286,6 +294,11 @@ static void setup_target(void)
 	for (int h = 0; h < NHOSTS; h++) {
 		snprintf(g_hostnqn[h], sizeof(g_hostnqn[h]),
 			 "nqn.2014-08.org.nvmexpress:uuid:b0b0b0b0-0000-4000-8000-00000000000%d", h);
+		if (h == H_LONG) {
+			snprintf(g_hostnqn[h], sizeof(g_hostnqn[h]), "nqn.2014-08.io.daosblk:");
+			memset(g_hostnqn[h] + 23, 'h', DBK_TLS_NQN_MAX - 23);
+			g_hostnqn[h][DBK_TLS_NQN_MAX] = '\0';
+		}
 		if (g_pskdefs[h].len)
 			make_psk(h);
 	}
@@ -294,8 +307,9 @@ static void setup_target(void)
 	s = subsys(SUBNQN);
 	dbk_nvmf_subsystem_add_ns(s, "Malloc0", &no, done_cb, NULL);
 	wait_done("add_ns");
-	for (int h = 0; h < H_UNKNOWN; h++)
-		add_host(s, h, g_pskdefs[h].len != 0);
+	for (int h = 0; h < NHOSTS; h++)
+		if (h != H_UNKNOWN)
+			add_host(s, h, g_pskdefs[h].len != 0);
 	memset(&g_addr, 0, sizeof(g_addr));
 	snprintf(g_addr.trtype, sizeof(g_addr.trtype), "FUZZ");
 	snprintf(g_addr.adrfam, sizeof(g_addr.adrfam), "IPv4");
@@ -673,7 +687,7 @@ static void send_connect(int h, const char *subnqn)
 	memset(d->hostid, 0x5b, sizeof(d->hostid));
 	d->cntlid = 0xffff;
 	snprintf(d->subnqn, sizeof(d->subnqn), "%s", subnqn);
-	snprintf(d->hostnqn, sizeof(d->hostnqn), "%s", g_hostnqn[h]);
+	snprintf(d->hostnqn, sizeof(d->hostnqn), "%.223s", g_hostnqn[h]);
 	client_write(b, sizeof(b));
 }
 
@@ -704,14 +718,61 @@ static void raw_session(struct fuzz_in *in)
 	}
 }
 
+static json_t *g_qpairs;
+static volatile bool g_qpairs_done;
+
+static void qpairs_cb(void *ctx, json_t *result)
+{
+	(void)ctx;
+	g_qpairs = json_incref(result);
+	g_qpairs_done = true;
+}
+
+/* nvmf_subsystem_get_qpairs of subnqn after a Connect of host h: its queue shows the TLS session it came by. */
+static void check_qpairs(int h, const char *subnqn, int version)
+{
+	struct dbk_nvmf_subsystem *s = dbk_nvmf_subsystem_find(subnqn);
+	size_t i;
+	json_t *q;
+	int found = 0;
+
+	if (!s)
+		abort();
+	g_qpairs = NULL;
+	g_qpairs_done = false;
+	dbk_nvmf_subsystem_qpairs_json(s, qpairs_cb, NULL);
+	fuzz_poll_until(&g_qpairs_done, "nvmf_subsystem_get_qpairs");
+	if (!json_is_array(g_qpairs))
+		bad("nvmf_subsystem_get_qpairs failed");
+	json_array_foreach(g_qpairs, i, q) {
+		json_t *t = json_object_get(q, "tls");
+		const char *v = json_string_value(json_object_get(t, "version")),
+			   *cs = json_string_value(json_object_get(t, "cipher_suite")),
+			   *hn = json_string_value(json_object_get(t, "hostnqn")),
+			   *sn = json_string_value(json_object_get(t, "subnqn"));
+
+		if (!t || !v || !cs || !hn || !sn)
+			bad("a queue over TLS without its \"tls\" details in nvmf_subsystem_get_qpairs");
+		if (strcmp(v, "TLSv1.3") != 0 || strcmp(cs, dbk_tls_cipher_name(g_c.cipher)) != 0 ||
+		    strcmp(hn, g_hostnqn[h]) != 0 || strcmp(sn, subnqn) != 0 ||
+		    json_integer_value(json_object_get(t, "psk_identity_version")) != version)
+			bad("nvmf_subsystem_get_qpairs shows another TLS session than the host's");
+		found++;
+	}
+	if (found != 1)
+		bad("nvmf_subsystem_get_qpairs does not show the one queue connected over TLS");
+	json_decref(g_qpairs);
+	g_qpairs = NULL;
+}
+
 /* May a handshake with this identity and key succeed (and must it)? */
 static bool expect_handshake(int h, uint8_t flags, bool own_identity)
 {
 	int suites = (flags >> 1) & 3;
 	int cipher = dbk_tls_psk_cipher(&g_psk[h]);
 
-	if (own_identity || h == H_NOPSK || h == H_REMOVED || h == H_UNKNOWN || (flags & 8) ||
-	    (flags & 0x30) == 0x10)
+	if (own_identity || h == H_NOPSK || h == H_REMOVED || h == H_UNKNOWN || h == H_BADPSK || (flags & 8) ||
+	    (flags & 0x30) == 0x10 || (h == H_LONG && !(flags & 1)))
 		return false;
 	if ((suites == 1 && cipher != DBK_TLS_CIPHER_SHA256) || (suites == 2 && cipher != DBK_TLS_CIPHER_SHA384))
 		return false;
@@ -733,8 +794,14 @@ static void client_session(struct fuzz_in *in)
 	g_c.cipher = dbk_tls_psk_cipher(&k);
 	L = dbk_tls_psk_for(&k, flags & 1, g_hostnqn[h], subnqn, g_c.identity, sizeof(g_c.identity), g_c.psk);
 	dbk_tls_wipe(&k, sizeof(k));
-	if (L < 0)
-		abort();
+	if (L < 0) {
+		/* a version 0 identity of 255 bytes and more: no TLS PSK (HKDF-Expand-Label's context) for it */
+		if (h != H_LONG || (flags & 1))
+			abort();
+		snprintf(g_c.identity, sizeof(g_c.identity), "NVMe0R01 %.223s %.223s", g_hostnqn[h], subnqn);
+		memset(g_c.psk, 0x77, 32);
+		L = 32;
+	}
 	g_c.psk_len = (size_t)L;
 	g_c.idlen = strlen(g_c.identity);
 	if (own_id) {
@@ -816,6 +883,8 @@ static void client_session(struct fuzz_in *in)
 			if ((g_out.connect_status == 0) != match)
 				bad(match ? "a Connect of the identity's host failed over TLS"
 					  : "a Connect of another host than the identity's succeeded over TLS");
+			if (match)
+				check_qpairs(h, subnqn, flags & 1);
 		}
 	}
 	while (in->n && !g_out.eof) {
@@ -872,11 +941,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
 		abort();
 	g_c.fd = sv[1];
-	dbk_tls_server_accept(g_srv, sv[0]);
-	if (mode & 1)
-		client_session(&in);
-	else
+	if (!(mode & 1) && (mode & 2)) {
+		/* a TLS server of its own, destroyed while the handshake is under way (a listener removed) */
+		char err[256];
+		struct dbk_tls_server *srv = dbk_tls_server_create(dbk_nvmf_tgt_find_transport("TCP"), &g_addr,
+								   30ull * 1000 * 1000 * 1000, err, sizeof(err));
+
+		if (!srv)
+			abort();
+		dbk_tls_server_accept(srv, sv[0]);
 		raw_session(&in);
+		dbk_tls_server_destroy(srv);
+		fuzz_poll_idle();
+	} else {
+		dbk_tls_server_accept(g_srv, sv[0]);
+		if (mode & 1)
+			client_session(&in);
+		else
+			raw_session(&in);
+	}
 	if (g_c.ssl)
 		drain_client();
 	flush_wq();
@@ -886,6 +969,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dbk_tls_wipe(g_c.psk, sizeof(g_c.psk));
 	close(g_c.fd);
 	fuzz_poll_idle();
+	/* the connection's qpair, if the handshake made one, is gone with it */
+	for (int i = 0; i < 1000 && atomic_load(&g_nvmf_tgt.live_qpairs) != 0; i++)
+		fuzz_poll_skip();
+	if (atomic_load(&g_nvmf_tgt.live_qpairs) != 0)
+		bad("a qpair is left after its TLS connection closed");
 	ERR_clear_error();
 	return 0;
 }

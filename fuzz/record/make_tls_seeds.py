@@ -3,7 +3,7 @@
 fuzz/fuzz_tls.c).
 
 client-*: sessions of the harness's OpenSSL client (mode 1): each host and PSK (hash 01, 02, 00 of 32 and 48
-bytes, none, removed, not allowed), identity versions 0 and 1, the cipher suites offered, a wrong key, an
+bytes, none, removed, not allowed, damaged, with a 223-character NQN), identity versions 0 and 1, the cipher suites offered, a wrong key, an
 identity naming a subsystem without a secure listener or the discovery subsystem, an identity of the input's
 own; then an ICReq and a Connect (of the identity's host or another), admin commands over the TLS stream
 (Property Set CC.EN, Identify with its 4 KiB of C2H data, Get Log Page, Keep Alive), and records with a byte
@@ -11,8 +11,8 @@ changed on the way.
 
 raw-*: the bytes a host sent in some of those sessions (its ClientHello, Finished and records), recorded from
 the harness's client with DBK_FUZZ_TLS_RECORD (real handshakes with the target: the ClientHello carries a
-PSK binder that verifies; the rest belongs to a server random of the past), as raw-mode inputs, plus a few
-that are not TLS (plain NVMe/TCP, HTTP).
+PSK binder that verifies; the rest belongs to a server random of the past), as raw-mode inputs, one ClientHello
+to a server destroyed during the handshake, and a few that are not TLS (plain NVMe/TCP, HTTP).
 
     fuzz/record/make_tls_seeds.py [DIR] [--record HARNESS_BINARY]   (default DIR: fuzz/corpus/tls)
 The raw-* seeds are written only with --record (e.g. build/fuzz/fuzz_tls, the gcc build's replay binary).
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-H0_01, H1_02, H2_00_48, H3_00_32, H_NOPSK, H_REMOVED, H_UNKNOWN = range(7)
+H0_01, H1_02, H2_00_48, H3_00_32, H_NOPSK, H_REMOVED, H_UNKNOWN, H_BADPSK, H_LONG = range(9)
 V1 = 1
 SUITE_128, SUITE_256, SUITE_BOTH_REV = 2, 4, 6
 WRONG_KEY, TLS2, DISCOVERY, OWN_ID = 8, 0x10, 0x20, 0x40
@@ -82,6 +82,9 @@ SEEDS = {
     "client-nopsk": client(H_NOPSK),
     "client-removed": client(H_REMOVED),
     "client-unknown": client(H_UNKNOWN),
+    "client-damaged-psk": client(H_BADPSK),
+    "client-long-nqn-v0": client(H_LONG),
+    "client-long-nqn-v1": client(H_LONG, V1, tail=ADMIN),
     "client-wrong-key": client(H0_01, WRONG_KEY),
     "client-wrong-key-v1": client(H1_02, WRONG_KEY | V1),
     "client-tls2": client(H0_01, TLS2),
@@ -130,6 +133,12 @@ def main():
                 subprocess.run([binary, src], env=env, check=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
                 n += 1
+        # the first record of a recorded session (its ClientHello) to a server destroyed meanwhile (mode 2)
+        with open(os.path.join(out, "raw-h0-v0"), "rb") as f:
+            b = f.read()[1:]
+        with open(os.path.join(out, "raw-server-destroyed"), "wb") as f:
+            f.write(bytes([2]) + b[:5 + (b[3] << 8 | b[4])])
+        n += 1
     print("%d seeds in %s" % (n, os.path.normpath(out)))
 
 
