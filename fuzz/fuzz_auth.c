@@ -52,7 +52,8 @@
  *            bit 4 NAPD one more than the message holds, bit 5 the ids weakest first
  *          3 AUTH_Send Reply to the queue's last Challenge, computed: u8 flags: bit 0 CVALID (bidirectional),
  *            bit 1 a wrong response, bit 2 another host's key, bit 3 a bad DH value, bit 4 a wrong tid,
- *            bit 5 a wrong HL, bit 6 CVALID 2, bit 7 one byte short; u32 S2; 64 bytes C2 (HL of them)
+ *            bit 5 a wrong HL (with S2 bit 8: a wrong DHVLEN), bit 6 CVALID 2, bit 7 one byte short; u32 S2;
+ *            64 bytes C2 (HL of them)
  *          4 AUTH_Send Success2: u8 flags: bit 0 a wrong tid, bit 1 8 bytes long
  *          5 AUTH_Send Failure2: u8 rc, u8 rce, u8 flags: bit 0 a wrong tid
  *          6 a command behind the authentication gate: Property Get CAP (admin), Flush (I/O)
@@ -1277,9 +1278,10 @@ static void op_reply(struct fq *f, struct fuzz_in *in, int tweak, bool race)
 	m[0] = 0x01;
 	m[1] = 0x02;
 	put16(m + 4, (flags & 0x10) ? (uint16_t)(tid ^ 1) : tid);
-	m[6] = (flags & 0x20) ? (uint8_t)(hl ^ 0x40) : (uint8_t)hl;
+	/* bit 5: a wrong HL, or (S2 bit 8) a wrong DHVLEN */
+	m[6] = (flags & 0x20) && !(s2 & 0x100) ? (uint8_t)(hl ^ 0x40) : (uint8_t)hl;
 	m[8] = (flags & 0x40) ? 2 : cvalid;
-	put16(m + 10, (uint16_t)dhv);
+	put16(m + 10, (flags & 0x20) && (s2 & 0x100) ? (uint16_t)(dhv + 4) : (uint16_t)dhv);
 	put32(m + 12, s2);
 	memcpy(m + 16 + hl, c2, hl);
 	if (f->chal && dhv) {

@@ -130,6 +130,7 @@ SEEDS = {
     "reply-dh-other": setup(H_UNI) + negotiate(groups=G_2048) + recv() + reply(flags=8, s2=3) + recv(),
     "reply-wrong-tid": setup(H_UNI) + uni(groups=G_NULL, rflags=0x10),
     "reply-wrong-hl": setup(H_UNI) + uni(groups=G_NULL, rflags=0x20),
+    "reply-wrong-dhvlen": setup(H_UNI) + negotiate(groups=G_2048) + recv() + reply(flags=0x20, s2=0x100) + recv(),
     "reply-cvalid-2": setup(H_BI) + uni(groups=G_NULL, rflags=0x40),
     "reply-short": setup(H_UNI) + uni(groups=G_2048, rflags=0x80),
     "reply-bidi-no-ctrl-key": setup(H_UNI) + uni(groups=G_NULL, rflags=1),
