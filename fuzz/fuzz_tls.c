@@ -724,7 +724,7 @@ static volatile bool g_qpairs_done;
 static void qpairs_cb(void *ctx, json_t *result)
 {
 	(void)ctx;
-	g_qpairs = json_incref(result);
+	g_qpairs = result;	/* ours now */
 	g_qpairs_done = true;
 }
 
