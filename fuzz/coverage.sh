@@ -12,15 +12,19 @@ ver=$(clang --version | sed -nE 's/.*clang version ([0-9]+).*/\1/p' | head -n 1)
 prof=$(command -v llvm-profdata || command -v "llvm-profdata-$ver")
 cov=$(command -v llvm-cov || command -v "llvm-cov-$ver")
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang -DDBK_COVERAGE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_rpc fuzz_config fuzz_perf_host fuzz_nvmf_cmd fuzz_tcp_rx >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_rpc fuzz_config fuzz_perf_host fuzz_nvmf_cmd fuzz_tcp_rx fuzz_auth fuzz_psk \
+    fuzz_tls >/dev/null
 declare -A files=(
     [rpc]="rpc/server.c rpc/json_decode.c rpc/rpc_framework.c rpc/rpc_bdev.c rpc/rpc_nvmf.c"
     [config]="app/json_config.c rpc/json_decode.c"
     [perf_host]="tools/perf/nvme_host.c"
     [nvmf_cmd]="nvmf/ctrlr.c nvmf/ctrlr_pages.c nvmf/io.c nvmf/subsystem.c"
     [tcp_rx]="nvmf/tcp/rx.c nvmf/tcp/req.c nvmf/tcp/tx.c nvmf/tcp/tcp.c"
+    [auth]="nvmf/auth.c"
+    [psk]="nvmf/tcp/psk.c nvmf/auth.c"
+    [tls]="nvmf/tcp/sock_tls.c nvmf/tcp/psk.c nvmf/tls.c"
 )
-for h in rpc config perf_host nvmf_cmd tcp_rx; do
+for h in rpc config perf_host nvmf_cmd tcp_rx auth psk tls; do
     dirs=()
     if [ -n "$corpus" ]; then
         [ -d "$corpus/$h" ] && dirs+=("$corpus/$h")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer harnesses, each for SECONDS (default 60), one after the other.
-#   fuzz/run.sh [SECONDS] [HARNESS...]        harnesses: rpc config perf_host nvmf_cmd tcp_rx (default: all)
+#   fuzz/run.sh [SECONDS] [HARNESS...]        harnesses: rpc config perf_host nvmf_cmd tcp_rx auth psk tls (default: all)
 # The fuzz build is $DBK_FUZZ_BUILD (default build-fuzz/ in the checkout); it is configured and built first
 # if missing (clang, -DDBK_FUZZ=ON). New inputs go to $DBK_FUZZ_WORK/<harness> (default
 # <build>/fuzz-work); the seed corpus (fuzz/corpus/<harness>) and the regression inputs
@@ -15,7 +15,7 @@ if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then
     secs=$1
     shift
 fi
-all=(rpc config perf_host nvmf_cmd tcp_rx)
+all=(rpc config perf_host nvmf_cmd tcp_rx auth psk tls)
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 build=${DBK_FUZZ_BUILD:-$top/build-fuzz}
@@ -51,7 +51,11 @@ for h in "${harnesses[@]}"; do
     for d in "$here/corpus/$h" "$here/regressions/$h"; do
         [ -d "$d" ] && dirs+=("$d")
     done
-    case $h in rpc | config) dict=(-dict="$here/dict/json.dict") ;; *) dict=(-dict="$here/dict/nvme.dict") ;; esac
+    case $h in
+    rpc | config) dict=(-dict="$here/dict/json.dict") ;;
+    auth | psk | tls) dict=(-dict="$here/dict/auth.dict") ;;
+    *) dict=(-dict="$here/dict/nvme.dict") ;;
+    esac
     echo "run.sh: $h for ${secs}s"
     set +e
     # shellcheck disable=SC2086

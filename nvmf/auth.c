@@ -166,8 +166,9 @@ int dbk_dhchap_secret_parse(const char *str, struct dbk_dhchap_secret *out, char
 	for (size_t i = 0; i < b64len; i++) {
 		char c = b64[i];
 
+		/* '=' only as padding: the last character, or the last two (EVP_DecodeBlock takes it anywhere, as 0) */
 		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-		      c == '/' || (c == '=' && i >= b64len - 2))) {
+		      c == '/' || (c == '=' && (i == b64len - 1 || (i == b64len - 2 && b64[b64len - 1] == '='))))) {
 			snprintf(err, errlen, "DHHC-1 secret: invalid base64");
 			return -EINVAL;
 		}
@@ -899,7 +900,12 @@ static void refresh_done(void *arg)
 	struct refresh *r = arg;
 	struct nvmf_auth *a = r->a;
 
-	if (r->rc) {
+	if (a->step == STEP_FAILED) {
+		/*
+		 * The transaction failed while the keys were fetched (the host read its Failure1 meanwhile): nothing
+		 * more is taken, and the queue still closes at the time give_up() set.
+		 */
+	} else if (r->rc) {
 		end_transaction(a);
 		a->tid = get16(r->m + 4);
 		fail1(a, RCE_FAILED, r->err);
@@ -985,6 +991,8 @@ static void auth_send(struct dbk_nvmf_request *req, struct nvmf_auth *a, uint32_
 	} else if (m[0] == MSG_COMMON && m[1] == ID_FAILURE2 && a->step == STEP_SUCCESS2 && get16(m + 4) == a->tid) {
 		DBK_NOTICELOG("%s: host %s qid %u: the host rejected the controller's response (Failure2, reason %u/%u)",
 			      a->subnqn, a->hostnqn, a->q->qid, m[6], m[7]);
+		/* an AUTH_Receive from here on gets Failure1: with a reason, not the reserved explanation 0 */
+		a->rce = RCE_FAILED;
 		give_up(a);
 	} else if (a->step == STEP_DONE && a->authenticated) {
 		/* an authenticated queue takes only a new Negotiate */
