@@ -228,8 +228,8 @@ static void do_dhchap(struct fuzz_in *in, bool built)
 	char s[MAXS], nqn[MAXS], err[256];
 	struct dbk_dhchap_secret sec;
 	uint8_t key[MAXS], t[64];
-	size_t klen;
-	int hh;
+	size_t klen = 0;
+	int hh = 0;
 
 	if (built)
 		build_interchange(in, "DHHC-1:", s, sizeof(s));
@@ -333,8 +333,8 @@ static bool tls_psk(const char *s, struct dbk_tls_psk *k)
 	static const size_t lens[] = {32, 48};
 	char err[256];
 	uint8_t key[MAXS];
-	size_t klen;
-	int hh;
+	size_t klen = 0;
+	int hh = 0;
 	int rc = dbk_tls_psk_parse(s, k, err, sizeof(err));
 	bool ok = ref_interchange(s, "NVMeTLSkey-1:", 2, lens, 2, tls_hashlen, key, &klen, &hh);
 
