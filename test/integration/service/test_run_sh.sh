@@ -59,6 +59,9 @@ kill "$holder"; wait "$holder" 2>/dev/null; holder=""
 
 # 2. Port free: serves; SIGTERM (then SIGINT) to run.sh stops it.
 for sig in TERM INT; do
+    # Emptied here, before the job starts: the job's own redirection truncates it only once it runs, and
+    # until then the loop below would find the last round's "serving" line.
+    : >"$W/run.out"
     # A background job of a script starts with SIGINT ignored (which a shell cannot trap): undo that,
     # as for run.sh in the foreground of a terminal.
     python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash", sys.argv[1]])' \
