@@ -10,7 +10,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 hours=${1:-1}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(nvmf_cmd perf_host rpc config)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(nvmf_cmd tcp_rx perf_host rpc config auth psk tls)
 turn=${TURN:-600}
 lanes=${LANES:-2}
 build=${DBK_FUZZ_BUILD:-$here/../build-fuzz}
