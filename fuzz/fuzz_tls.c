@@ -98,50 +98,6 @@ static void t_opts_init(struct dbk_nvmf_transport_opts *o)
 	o->max_aq_depth = 32;
 }
 
-static struct dbk_nvmf_transport *t_create(const struct dbk_nvmf_transport_opts *opts, int *rc, char *err,
-					   size_t errlen)
-{
-	struct dbk_nvmf_transport *t = calloc(1, sizeof(*t));
-
-	(void)err;
-	(void)errlen;
-	if (!t) {
-		*rc = -ENOMEM;
-		return NULL;
-	}
-	t->opts = *opts;
-	return t;
-}
-
-static void t_destroy(struct dbk_nvmf_transport *t)
-{
-	free(t);
-}
-
-static int t_listen(struct dbk_nvmf_transport *t, const struct dbk_nvmf_listen_addr *a)
-{
-	(void)t;
-	(void)a;
-	return 0;
-}
-
-static void t_stop_listen(struct dbk_nvmf_transport *t, const struct dbk_nvmf_listen_addr *a)
-{
-	(void)t;
-	(void)a;
-}
-
-static struct dbk_nvmf_transport_poll_group *t_pg_create(struct dbk_nvmf_transport *t)
-{
-	(void)t;
-	return calloc(1, 16);
-}
-
-static void t_pg_destroy(struct dbk_nvmf_transport_poll_group *g)
-{
-	free(g);
-}
-
 static int t_pg_add(struct dbk_nvmf_transport_poll_group *g, struct dbk_nvmf_qpair *q)
 {
 	(void)g;
@@ -163,12 +119,12 @@ static void t_qpair_fini(struct dbk_nvmf_qpair *q)
 static const struct dbk_nvmf_transport_ops g_ops = {
 	.name = "FUZZ",
 	.opts_init = t_opts_init,
-	.create = t_create,
-	.destroy = t_destroy,
-	.listen = t_listen,
-	.stop_listen = t_stop_listen,
-	.poll_group_create = t_pg_create,
-	.poll_group_destroy = t_pg_destroy,
+	.create = fuzz_transport_create,
+	.destroy = fuzz_transport_destroy,
+	.listen = fuzz_transport_listen,
+	.stop_listen = fuzz_transport_stop_listen,
+	.poll_group_create = fuzz_transport_pg_create,
+	.poll_group_destroy = fuzz_transport_pg_destroy,
 	.poll_group_add = t_pg_add,
 	.req_complete = t_req_complete,
 	.qpair_fini = t_qpair_fini,

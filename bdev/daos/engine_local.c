@@ -1260,7 +1260,7 @@ static bool bus_install(void)
 static inline void map_store(char *dst, const char *src, size_t len)
 {
 #if defined(__x86_64__)
-	if ((((uintptr_t)dst | (uintptr_t)src | len) & 63) == 0 || ((((uintptr_t)dst | (uintptr_t)src) & 15) == 0 && len % 64 == 0)) {
+	if ((((uintptr_t)dst | (uintptr_t)src) & 15) == 0 && len % 64 == 0) {
 		for (size_t i = 0; i < len; i += 64) {
 			__m128i a = _mm_load_si128((const __m128i *)(const void *)(src + i));
 			__m128i b = _mm_load_si128((const __m128i *)(const void *)(src + i + 16));

@@ -51,6 +51,23 @@ void fuzz_core_up(void);
 /* Tear both down (every subsystem, qpair, bdev) and wait for it. */
 void fuzz_core_down(void);
 
+/*
+ * The parts of an in-process transport ("FUZZ") that do nothing a harness checks: create/destroy copy the
+ * options into a plain struct dbk_nvmf_transport, listening binds nothing, a poll group is an empty
+ * allocation. A harness supplies the rest of its dbk_nvmf_transport_ops (poll_group_add, the request hooks).
+ */
+struct dbk_nvmf_transport;
+struct dbk_nvmf_transport_opts;
+struct dbk_nvmf_transport_poll_group;
+struct dbk_nvmf_listen_addr;
+struct dbk_nvmf_transport *fuzz_transport_create(const struct dbk_nvmf_transport_opts *opts, int *rc, char *err,
+						 size_t errlen);
+void fuzz_transport_destroy(struct dbk_nvmf_transport *t);
+int fuzz_transport_listen(struct dbk_nvmf_transport *t, const struct dbk_nvmf_listen_addr *a);
+void fuzz_transport_stop_listen(struct dbk_nvmf_transport *t, const struct dbk_nvmf_listen_addr *a);
+struct dbk_nvmf_transport_poll_group *fuzz_transport_pg_create(struct dbk_nvmf_transport *t);
+void fuzz_transport_pg_destroy(struct dbk_nvmf_transport_poll_group *g);
+
 /* ----------------------------------------------------------- input reader */
 
 struct fuzz_in {
