@@ -57,6 +57,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <isa-l/crc.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -153,18 +154,6 @@ static void wait_done(const char *what)
 	}
 }
 
-static uint32_t crc32_le(const uint8_t *p, size_t n)
-{
-	uint32_t c = 0xFFFFFFFFu;
-
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		for (int b = 0; b < 8; b++)
-			c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
-	}
-	return ~c;
-}
-
 /* The host's PSK in interchange format, in the keyring as fuzztls<h>. */
 static void make_psk(int h)
 {
@@ -176,7 +165,7 @@ static void make_psk(int h)
 
 	for (size_t i = 0; i < d->len; i++)
 		raw[i] = (uint8_t)(h * 41 + i * 3 + 9);
-	crc = crc32_le(raw, d->len);
+	crc = crc32_gzip_refl(0, raw, d->len);	/* the interchange format's CRC-32, as nvmf/tcp/psk.c computes it */
 	for (int i = 0; i < 4; i++)
 		raw[d->len + i] = (uint8_t)(crc >> (8 * i));
 	EVP_EncodeBlock((unsigned char *)b64, raw, (int)d->len + 4);
